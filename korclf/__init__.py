@@ -1,0 +1,5 @@
+"""korclf: fine-tune Korean text classifiers on the Hugging Face stack."""
+
+__version__ = "0.1.0"
+
+from .errors import KorclfError  # noqa: E402,F401
