@@ -3,3 +3,5 @@
 __version__ = "0.1.0"
 
 from .errors import KorclfError  # noqa: E402,F401
+
+from . import models  # noqa: E402,F401  (registers korclf's model types with the Auto classes)
