@@ -162,11 +162,11 @@ def init_head_weights(module: torch.nn.Module, std: float = 0.02) -> None:
             init.zeros_(module.bias)
 
 
-def freeze_unused_pooler(encoder: PreTrainedModel, pooling_modes) -> None:
-    """Stop training a pooler that no pooling mode reads.
+def drop_unused_pooler(encoder: PreTrainedModel, pooling_modes) -> None:
+    """Remove a pooler that none of ``pooling_modes`` reads (its forward then returns no ``pooler_output``).
 
-    It would get no gradient, which breaks DDP (unused parameters) and wastes optimizer state;
-    its weights stay in the state dict so checkpoints still load without missing keys.
+    Left in place it would get no gradient, which breaks DDP (unused parameters), and would be saved
+    for nothing. Done in the model's ``__init__``, so saved models never contain it and reload cleanly.
     """
     if has_pooler(encoder) and "pooler" not in set(pooling_modes):
-        encoder.pooler.requires_grad_(False)
+        encoder.pooler = None
