@@ -6,6 +6,7 @@ on user data runs here, before any model is built, and names the file, row and c
 
 from __future__ import annotations
 
+import codecs
 import logging
 import math
 import os
@@ -56,12 +57,14 @@ def load_file(path: str, cache_dir: Optional[str] = None) -> Dataset:
     """One local file as a ``Dataset``, with errors that name the file."""
     if not os.path.isfile(path):
         raise KorclfError(f"file '{path}' does not exist")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(1 << 16)
-        head.decode("utf-8") if len(head) < (1 << 16) else head[: (1 << 16) - 4].decode("utf-8", errors="strict")
-    except UnicodeDecodeError as error:
-        raise KorclfError(f"file '{path}' is not UTF-8 text (byte {error.start}); re-save it as UTF-8") from None
+    if file_format(path) != "parquet":  # parquet is binary; only text formats must be UTF-8
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(1 << 16)
+            # incremental decoder: a character cut by the 64 KiB boundary is not an error
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < (1 << 16))
+        except UnicodeDecodeError as error:
+            raise KorclfError(f"file '{path}' is not UTF-8 text (byte {error.start}); re-save it as UTF-8") from None
     try:
         loaded = datasets.load_dataset(
             file_format(path), data_files={"data": path}, split="data", cache_dir=cache_dir, **_builder_kwargs(path)

@@ -78,7 +78,12 @@ def _handle_empty(dataset: Dataset, columns: list[str], source: str, policy: str
     return dataset
 
 
-def prepare_splits(model_args, data_args, seed: int, main_process_first=nullcontext) -> PreparedSplits:
+def _no_barrier(desc: str = "") -> nullcontext:
+    """Stand-in for ``TrainingArguments.main_process_first`` outside a distributed run."""
+    return nullcontext()
+
+
+def prepare_splits(model_args, data_args, seed: int, main_process_first=_no_barrier) -> PreparedSplits:
     """Load, check, normalise and label the splits; split validation off train when needed."""
     raw = load_splits(data_args, model_args.cache_dir)
     columns = text_columns_of(model_args, data_args)

@@ -8,6 +8,7 @@ loads the Arrow cache instead of re-computing, and the log says which happened.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -33,7 +34,9 @@ def tokenizer_fingerprint(tokenizer) -> str:
     """Hash of everything that decides a tokenizer's output (vocabulary, normaliser, special tokens)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        return hashlib.sha1(backend.to_str().encode("utf-8")).hexdigest()
+        # truncation / padding are call-time state (the last call's max_length), not the tokenizer
+        state = {key: value for key, value in json.loads(backend.to_str()).items() if key not in ("truncation", "padding")}
+        return hashlib.sha1(json.dumps(state, sort_keys=True).encode("utf-8")).hexdigest()
     return Hasher.hash(tokenizer)
 
 
