@@ -55,7 +55,7 @@ def length_stats(lengths) -> dict:
 
 
 def char_profile(texts: pd.Series) -> dict:
-    """Share of characters per script and the most frequent "other" characters.
+    """Share of characters per script and the most frequent characters outside Hangul/Latin/digits/space.
 
     Counting the joined text once and classifying each distinct character once keeps this linear
     in the text size with a small constant.
@@ -132,7 +132,8 @@ def profile_splits(
         content = texts[~blank]
         split = {
             "rows": len(frame),
-            "empty_rows": {"count": int(blank.sum()), "first_rows": [int(i) + 1 for i in np.flatnonzero(blank)[:FIRST_ROWS]]},
+            "empty_rows": {"count": int(blank.sum()),
+                           "first_rows": [int(i) + 1 for i in np.flatnonzero(blank)[:FIRST_ROWS]]},
             "duplicates": int(content.duplicated().sum()),
         }
         if name != reference:
@@ -145,7 +146,8 @@ def profile_splits(
         if tokenizer is not None:
             lengths["tokens"][name] = token_lengths(texts.tolist(), tokenizer)
             split["token_length"] = length_stats(lengths["tokens"][name])
-            split["max_length"] = {f"p{q}": split["token_length"][f"p{q}"] + special_tokens for q in MAX_LENGTH_PERCENTILES}
+            split["max_length"] = {f"p{q}": split["token_length"][f"p{q}"] + special_tokens
+                                   for q in MAX_LENGTH_PERCENTILES}
         split.update(char_profile(texts))
         profile["splits"][name] = split
 
@@ -197,7 +199,8 @@ def format_profile(profile: dict) -> str:
         if empty["count"]:
             more = ", ..." if empty["count"] > len(empty["first_rows"]) else ""
             where_empty = f" (rows {', '.join(map(str, empty['first_rows']))}{more})"
-        lines.append(f"{name}: {s['rows']:,} rows, {empty['count']:,} empty{where_empty}, {s['duplicates']:,} duplicate rows")
+        lines.append(f"{name}: {s['rows']:,} rows, {empty['count']:,} empty{where_empty}, "
+                     f"{s['duplicates']:,} duplicate rows")
         leak = s.get("in_" + profile["reference_split"])
         if leak is not None:
             lines.append(f"  also in {profile['reference_split']}: {leak['count']:,} rows ({leak['share']:.1%})")
@@ -241,6 +244,7 @@ def profile_files(
     for name, path in paths.items():
         dataset = load_file(path)
         require_columns(dataset, [c for c in (text_column, label_column) if c is not None], path)
-        texts = ["" if text is None else str(text) for text in dataset[text_column]]
-        splits[name] = (texts, list(dataset[label_column]) if label_column else None)
+        # Column[:] converts the Arrow column in one go; iterating it row by row is 40x slower.
+        texts = ["" if text is None else str(text) for text in dataset[text_column][:]]
+        splits[name] = (texts, dataset[label_column][:] if label_column else None)
     return profile_splits(splits, tokenizer, output_dir=output_dir, label_name=label_column or "label")

@@ -183,6 +183,7 @@ def base_config(tmp_path: str | os.PathLike) -> dict:
         "logging_steps": 1,
         "report_to": "none",
         "disable_tqdm": True,
+        "dataloader_pin_memory": False,
         "seed": 0,
     }
 

@@ -92,3 +92,14 @@ def test_invalid_settings(tmp_path):
         run_baseline(texts, labels, {}, LABELS, str(tmp_path), features="bpe")
     with pytest.raises(KorclfError, match="two different labels"):
         run_baseline(texts[:3], [0, 0, 0], {}, LABELS, str(tmp_path))
+
+
+def test_from_config_uses_the_run_splits(tmp_path, capsys):
+    from korclf.baseline import run_baseline_from_config
+
+    results = run_baseline_from_config(["recipes/configs/quickstart.yaml", "--output_dir", str(tmp_path)])
+    # 120 test rows; validation is 15 % of train split off by the pipeline (72 rows), reported as "eval".
+    assert results["test"]["test_samples"] == 120 and results["eval"]["eval_samples"] == 72
+    assert results["test"]["test_accuracy"] > 0.7
+    assert (tmp_path / "baseline" / "predictions.tsv").exists()
+    assert "test metrics" in capsys.readouterr().out

@@ -94,7 +94,8 @@ def test_unknown_override_key_is_named(tmp_path, minimal):
     assert "num_train_epochs" in message
 
 
-@pytest.mark.parametrize("key,value", [("num_train_epochs", "abc"), ("do_train", 3), ("per_device_train_batch_size", 2.5),
+@pytest.mark.parametrize("key,value", [("num_train_epochs", "abc"), ("do_train", 3),
+                                       ("per_device_train_batch_size", 2.5),
                                        ("label_list", "pos"), ("normalize", "yes please")])
 def test_wrong_type_names_the_key(tmp_path, minimal, key, value):
     message = parse_error([write_yaml(tmp_path, {**minimal, key: value})])

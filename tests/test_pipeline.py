@@ -161,6 +161,14 @@ def test_seeded_scratch_run_is_reproducible_and_reuses_the_cache(tmp_path, capsy
         assert f"Tokenizing {split}: loaded from the datasets cache" in logged, split
 
 
+def test_max_length_above_the_model_limit_stops_the_run(tmp_path, capsys):
+    result = run_config(tmp_path, max_length=100, scratch_max_position=64, max_steps=1)
+    err = capsys.readouterr().err
+    assert result.rc == 2
+    assert "'max_length'" in err and "100" in err and "64" in err and "Traceback" not in err
+    assert not (Path(result.output_dir) / "model.safetensors").exists()
+
+
 # init loss of each option with near-uniform predictions over 4 classes (p = 1/4):
 #   ce = ln 4; focal (gamma 2) = (3/4)^2 ln 4; self-adjusting dice (alpha 1, gamma 1) = 1 - (2q + 1) / (q + 2), q = 3/16
 DICE_INIT = 1 - (2 * 3 / 16 + 1) / (3 / 16 + 2)

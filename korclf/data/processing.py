@@ -35,7 +35,8 @@ def tokenizer_fingerprint(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
         # truncation / padding are call-time state (the last call's max_length), not the tokenizer
-        state = {key: value for key, value in json.loads(backend.to_str()).items() if key not in ("truncation", "padding")}
+        state = {key: value for key, value in json.loads(backend.to_str()).items()
+                 if key not in ("truncation", "padding")}
         return hashlib.sha1(json.dumps(state, sort_keys=True).encode("utf-8")).hexdigest()
     return Hasher.hash(tokenizer)
 

@@ -93,18 +93,16 @@ class MorphemeFilter:
         self.drop_pos = list(drop_pos) if drop_pos is not None else None
         self.lemma = lemma
         self.join = join
-        if self.keep_pos is not None:
-            self._patterns, self._keep = _compile_patterns("keep_pos", self.keep_pos), True
-        else:
-            self._patterns, self._keep = _compile_patterns("drop_pos", self.drop_pos or []), False
+        self._keep = self.keep_pos is not None  # True: keep the matches; False: drop them
+        option = "keep_pos" if self._keep else "drop_pos"
+        self._exact, self._prefixes = _compile_patterns(option, getattr(self, option) or [])
         self._tag_kept: dict[str, bool] = {}  # memo per reported tag: a handful of distinct tags
 
     def _kept(self, tag: str) -> bool:
         kept = self._tag_kept.get(tag)
         if kept is None:
-            exact, prefixes = self._patterns
             base = _base_tag(tag)
-            matched = base in exact or base.startswith(prefixes)
+            matched = base in self._exact or base.startswith(self._prefixes)
             kept = self._tag_kept[tag] = matched == self._keep
         return kept
 
