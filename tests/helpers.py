@@ -261,3 +261,14 @@ def reload_and_predict(output_dir: str | os.PathLike, texts: Sequence[str]):
         probabilities = torch.softmax(model(**encoded).logits.double(), dim=-1).numpy()
     labels = [model.config.id2label[int(i)] for i in np.argmax(probabilities, axis=-1)]
     return labels, probabilities
+
+
+def assert_reload_matches_predictions(output_dir, rows: list[dict]) -> None:
+    """A reloaded folder gives the labels and probabilities the run wrote to predictions.tsv."""
+    import numpy as np
+
+    labels, probabilities = reload_and_predict(output_dir, [row["text"] for row in rows])
+    assert labels == [row["label"] for row in rows]
+    expected = np.array([[float(row[f"prob_{name}"]) for name in LABELS] for row in rows])
+    assert np.allclose(probabilities, expected, atol=1e-5)
+    assert np.array_equal(probabilities.argmax(1), expected.argmax(1))

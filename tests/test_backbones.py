@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import (
+    assert_reload_matches_predictions,
     ARCHITECTURES,
     LABELS,
     SAMPLE_TEST,
@@ -18,7 +19,6 @@ from helpers import (
     make_checkpoint,
     read_json,
     read_predictions,
-    reload_and_predict,
     run_config,
 )
 from safetensors.numpy import load_file
@@ -54,11 +54,7 @@ def check_run(checkpoint, out):
     # reload: same labels and probabilities as the run's predictions.tsv
     rows = read_predictions(out)
     assert len(rows) == 24
-    labels, probabilities = reload_and_predict(out, [row["text"] for row in rows])
-    assert labels == [row["label"] for row in rows]
-    expected = np.array([[float(row[f"prob_{name}"]) for name in LABELS] for row in rows])
-    assert np.allclose(probabilities, expected, atol=1e-5)
-    assert np.array_equal(probabilities.argmax(1), expected.argmax(1))
+    assert_reload_matches_predictions(out, rows)
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import yaml
 from helpers import (
+    assert_reload_matches_predictions,
     LABELS,
     SAMPLE_TEST,
     logged_losses,
     read_json,
     read_predictions,
     read_tsv,
-    reload_and_predict,
     run_config,
     sample_rows,
     write_table,
@@ -202,10 +202,7 @@ def test_scratch_unigram_tokenizer(tmp_path):
     assert read_json(out / "tokenizer.json")["model"]["type"] == "Unigram"
     rows = read_predictions(out)
     assert len(rows) == 30
-    labels, probabilities = reload_and_predict(out, [row["text"] for row in rows])
-    assert labels == [row["label"] for row in rows]
-    expected = np.array([[float(row[f"prob_{name}"]) for name in LABELS] for row in rows])
-    assert np.allclose(probabilities, expected, atol=1e-5)
+    assert_reload_matches_predictions(out, rows)
 
 
 def test_scratch_vocab_too_small_for_unigram_is_a_clear_error(tmp_path, capsys):
