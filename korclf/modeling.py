@@ -127,3 +127,52 @@ def build_model(model_args, data_args, tokenizer, label_names: list[str]):
                                                     share_encoder=share, **kwargs)
     _check_source(model_args.model_name_or_path)
     return model_class.from_encoder_pretrained(model_args.model_name_or_path, **kwargs)
+
+
+COLUMN_TOKENIZER_FOLDER = "tokenizer_{column}"
+
+
+def load_column_tokenizers(model_args, data_args, tokenizer) -> Optional[list]:
+    """One tokenizer per text column when the multi-encoder's columns use different backbones, else None."""
+    paths = model_args.encoder_paths or []
+    if model_args.model_kind != "multi_encoder" or len(set(paths)) < 2:
+        return None
+    if len(paths) != len(data_args.text_columns):
+        raise KorclfError(f"config key 'encoder_paths' has {len(paths)} entries but 'text_columns' has "
+                          f"{len(data_args.text_columns)}; give one checkpoint per column")
+    tokenizers = []
+    for path in paths:
+        if path == (model_args.tokenizer_name or model_args.model_name_or_path):
+            tokenizers.append(tokenizer)
+            continue
+        loaded = _load(AutoTokenizer.from_pretrained, path, "tokenizer", cache_dir=model_args.cache_dir)
+        if not getattr(loaded, "is_fast", False):
+            raise KorclfError(f"tokenizer '{path}' has no fast (Rust) version")
+        tokenizers.append(loaded)
+    return tokenizers
+
+
+def column_tokenizer_folders(builder) -> dict:
+    """``{column: subfolder}`` for columns whose tokenizer is not the model folder's main one."""
+    tokenizers = getattr(builder, "tokenizers", None) or []
+    columns = getattr(builder, "columns", [])
+    return {column: COLUMN_TOKENIZER_FOLDER.format(column=column)
+            for column, tokenizer in zip(columns, tokenizers) if tokenizer is not builder.tokenizer}
+
+
+def save_column_tokenizers(builder, output_dir: str) -> None:
+    """Save the extra per-column tokenizers next to the model (the main one is saved by the Trainer)."""
+    folders = column_tokenizer_folders(builder)
+    for column, tokenizer in zip(getattr(builder, "columns", []), getattr(builder, "tokenizers", [])):
+        if column in folders:
+            tokenizer.save_pretrained(os.path.join(output_dir, folders[column]))
+
+
+def load_saved_tokenizers(folder: str, settings: dict):
+    """The tokenizer of a saved korclf model folder: one, or a list (one per column) for mixed backbones."""
+    main = AutoTokenizer.from_pretrained(folder)
+    folders = settings.get("column_tokenizers") or {}
+    if not folders:
+        return main
+    return [AutoTokenizer.from_pretrained(os.path.join(folder, folders[column])) if column in folders else main
+            for column in settings["text_columns"]]

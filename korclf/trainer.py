@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from transformers import EarlyStoppingCallback, Trainer
@@ -47,14 +47,18 @@ class KorclfTrainer(Trainer):
 
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, loss_fn: Optional[torch.nn.Module] = None, **kwargs):
+    def __init__(self, *args, loss_fn: Optional[torch.nn.Module] = None, signature_columns: Sequence[str] = (),
+                 **kwargs):
+        """``signature_columns``: inputs a model takes through ``**kwargs`` (the multi-encoder's per-column ids)."""
         super().__init__(*args, **kwargs)
         self.loss_fn = loss_fn
+        self.extra_signature_columns = list(signature_columns)
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if LENGTH_COLUMN not in self._signature_columns:
-            self._signature_columns.append(LENGTH_COLUMN)
+        for column in (LENGTH_COLUMN, *self.extra_signature_columns):
+            if column not in self._signature_columns:
+                self._signature_columns.append(column)
 
     def _get_eval_sampler(self, eval_dataset):
         """Evaluation keeps dataset order, so predictions line up with their rows (predictions.tsv)."""

@@ -17,7 +17,8 @@ from korclf.data.loading import load_file, load_hub, stratified_split
 from korclf.data.prepare import prepare_splits
 from korclf.data.processing import PaddingCollator, TextEncoder, resolve_max_length
 from korclf.errors import KorclfError
-from korclf.run import tokenize_splits
+from korclf.data.features import input_builder
+from korclf.run import encode_splits, korclf_settings
 
 ROWS = [
     {"id": "a1", "text": "NA", "label": "food"},
@@ -317,7 +318,8 @@ def test_tokenization_is_cached_and_max_length_invalidates(tmp_path, monkeypatch
     def tokenize(max_length):
         model_args, data_args, training_args = configure(tmp_path, train_file=train, test_file=test, normalize=True)
         prepared = prepare_splits(model_args, data_args, 0)
-        return tokenize_splits(prepared, tokenizer, data_args, max_length, training_args)
+        settings = dict(korclf_settings(model_args, data_args, None), max_length=max_length)
+        return encode_splits(input_builder(settings, tokenizer, prepared.label2id), prepared, data_args, training_args)
 
     first = tokenize(16)
     assert sum(calls) == 60 + 12  # train (54) + validation (6) + test

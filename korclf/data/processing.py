@@ -179,11 +179,17 @@ class PaddingCollator:
     bookkeeping columns (``length``, ``row_idx``) that the model does not take.
     """
 
-    drop = (LENGTH_COLUMN, ROW_COLUMN)
+    drop = (LENGTH_COLUMN, ROW_COLUMN, "windowed")
 
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: Optional[int] = None):
+    def __init__(self, pad_token_id, pad_to_multiple_of: Optional[int] = None):
+        """``pad_token_id``: one id, or ``{field: id}`` when columns come from different tokenizers."""
         self.pad_token_id = pad_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
+
+    def _pad_id(self, key: str) -> int:
+        if isinstance(self.pad_token_id, dict):
+            return self.pad_token_id[key]
+        return self.pad_token_id
 
     def _width(self, sequences) -> int:
         width = max(len(seq) for seq in sequences)
@@ -198,7 +204,7 @@ class PaddingCollator:
             values = [feature[key] for feature in features]
             if key.endswith("input_ids"):
                 width = self._width(values)
-                ids = torch.full((len(values), width), self.pad_token_id, dtype=torch.long)
+                ids = torch.full((len(values), width), self._pad_id(key), dtype=torch.long)
                 mask = torch.zeros((len(values), width), dtype=torch.long)
                 for i, seq in enumerate(values):
                     ids[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
