@@ -174,6 +174,10 @@ class KorclfTrainingArguments(TrainingArguments):
     n_folds: Optional[int] = field(default=None, metadata={"help": "Stratified k-fold training with fold ensembling."})
     fold_ensemble: str = field(default="mean", metadata={"help": "Combine fold predictions.", "choices": ["mean", "vote"]})
     report_baseline: bool = field(default=False, metadata={"help": "Also train the TF-IDF + logistic regression floor."})
+    baseline_features: str = field(
+        default="char", metadata={"help": "Baseline features: character 1-3-grams, or Kiwi morphemes without "
+                                  "particles, endings and symbols.", "choices": ["char", "morph"]}
+    )
     pad_to_multiple_of: Optional[int] = field(default=None, metadata={"help": "Pad batches to a multiple (8 on GPUs)."})
     report_to: Union[list[str], str, None] = field(default="none", metadata={"help": "Loggers: 'tensorboard', 'none', …"})
 
@@ -257,6 +261,9 @@ def _check_values(values: dict, source: str) -> None:
         value = values[key] = _coerce_number(value, annotation)
         if key == "resume_from_checkpoint" and isinstance(value, bool):
             value = values[key] = "last" if value else None
+        elif isinstance(value, bool) and not _type_ok(value, annotation) and _type_ok("no", annotation):
+            # YAML 1.1 reads `save_strategy: no` as False; these fields take the word
+            value = values[key] = "yes" if value else "no"
         if not _type_ok(value, annotation):
             raise KorclfError(
                 f"config key '{key}' in {source}: expected {_type_name(annotation)}, got {value!r} "

@@ -23,8 +23,11 @@ from .data.prepare import PreparedSplits, prepare_splits
 from .data.features import add_marker_tokens, input_builder
 from .data.processing import ROW_COLUMN
 from .errors import KorclfError
+from .hub import defer_push, publish
 from .metrics import klue_re_auprc, klue_re_micro_f1, make_compute_metrics, semeval_official_f1, softmax
-from .modeling import build_model, column_tokenizer_folders, load_column_tokenizers, load_tokenizer, save_column_tokenizers
+from .model_card import write_model_card
+from .modeling import (build_model, column_tokenizer_folders, load_column_tokenizers, load_tokenizer,
+                       save_column_tokenizers)
 from .reporting import evaluation_report, format_metrics_table, write_predictions, write_run_files
 from .trainer import KorclfTrainer, early_stopping_callbacks, loss_from_arguments
 
@@ -152,6 +155,8 @@ def run(model_args, data_args, training_args) -> dict:
     prepared.report["token_lengths"] = length_stats
     model.config.korclf = settings
     tokenized = encode_splits(builder, prepared, data_args, training_args)
+    resolved_config = arguments_to_dict(model_args, data_args, training_args)  # before defer_push changes it
+    push = defer_push(training_args)
     train_labels = [int(label) for label in tokenized["train"]["labels"]] if "train" in tokenized else None
     trainer = KorclfTrainer(
         model=model,
@@ -167,7 +172,7 @@ def run(model_args, data_args, training_args) -> dict:
     )
     output_dir = training_args.output_dir
     if trainer.is_world_process_zero():
-        write_run_files(output_dir, arguments_to_dict(model_args, data_args, training_args), prepared.report)
+        write_run_files(output_dir, resolved_config, prepared.report)
     results: dict = {}
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=resume_from)
@@ -184,6 +189,15 @@ def run(model_args, data_args, training_args) -> dict:
             continue
         results.update(_evaluate_or_predict(trainer, prepared, builder, tokenized[name], name, prefix, data_args,
                                             settings, output_dir))
+    if training_args.do_train and trainer.is_world_process_zero():
+        write_model_card(output_dir, base_model=model_args.encoder_paths or model_args.model_name_or_path,
+                         model_kind=model_args.model_kind, label_names=prepared.label_names,
+                         data=data_args.dataset_name or {"train": data_args.train_file,
+                                                         "validation": data_args.validation_file,
+                                                         "test": data_args.test_file},
+                         config=resolved_config, metrics=results, repo_id=push.repo_id)
+    if push.enabled and training_args.do_train:  # every process calls it; only the main one uploads
+        results["hub"] = publish(trainer, push, output_dir)
     return results
 
 

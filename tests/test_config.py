@@ -145,3 +145,11 @@ def test_main_prints_one_error_line_and_returns_2(tmp_path, minimal, capsys, ext
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("korclf: error: ") and key in lines[0]
     assert "Traceback" not in captured.err and "Traceback" not in captured.out
+
+
+def test_yaml_no_is_read_as_the_word_for_string_options(tmp_path):
+    """`save_strategy: no` (YAML 1.1 reads it as False) means the strategy "no", in files and on the command line."""
+    path = tmp_path / "c.yaml"
+    path.write_text(f"train_file: x.tsv\noutput_dir: {tmp_path / 'o'}\nsave_strategy: no\n", encoding="utf-8")
+    _, _, training = parse_config([str(path), "--eval_strategy", "no"])
+    assert training.save_strategy == "no" and training.eval_strategy == "no"

@@ -388,3 +388,23 @@ def test_padding_collator_pad_to_multiple_of(multiple, width):
 def test_sample_data_has_all_labels():
     assert {row["label"] for row in sample_rows("train")} == set(LABELS)
     assert SAMPLE_TRAIN.endswith("train.tsv")
+
+
+def test_hub_class_labels_become_names(tmp_path, monkeypatch):
+    """A hub data set's ClassLabel ids are read as their names (KLUE-RE stores 30 relation ids)."""
+    import datasets
+
+    from korclf.data import loading
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["no_relation", "org:founded"])})
+    hub = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [1, 0, 1]}, features=features),
+        "validation": datasets.Dataset.from_dict({"text": ["d"], "label": [0]}, features=features),
+    })
+    monkeypatch.setattr(loading, "load_hub", lambda name, config, cache_dir: hub)
+    model_args, data_args, _ = configure(tmp_path, dataset_name="klue", dataset_config_name="re")
+    raw = loading.load_splits(data_args)
+    assert raw["train"]["label"] == ["org:founded", "no_relation", "org:founded"]
+    assert raw["validation"]["label"] == ["no_relation"]
+    assert raw.sources["validation"] == "klue[validation]"

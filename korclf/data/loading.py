@@ -91,6 +91,22 @@ def load_hub(name: str, config_name: Optional[str], cache_dir: Optional[str] = N
         ) from None
 
 
+def class_labels_as_names(dataset: Dataset) -> Dataset:
+    """Hub data sets store labels as ``ClassLabel`` ids; korclf reports and saves the names instead."""
+    columns = {name: feature for name, feature in dataset.features.items() if isinstance(feature, datasets.ClassLabel)}
+    if not columns:
+        return dataset
+
+    def to_names(batch: dict) -> dict:
+        return {name: [feature.int2str(v) if v is not None and v >= 0 else None for v in batch[name]]
+                for name, feature in columns.items()}
+
+    features = dataset.features.copy()
+    for name in columns:
+        features[name] = datasets.Value("string")
+    return dataset.map(to_names, batched=True, features=features, desc="Label ids to names")
+
+
 @dataclass
 class RawSplits:
     """The splits of a run, with the file each came from (for error messages)."""
@@ -115,7 +131,7 @@ def load_splits(data_args, cache_dir: Optional[str] = None) -> RawSplits:
         for split, names in aliases.items():
             for name in names:
                 if name in hub:
-                    splits[split] = hub[name]
+                    splits[split] = class_labels_as_names(hub[name])
                     sources[split] = f"{data_args.dataset_name}[{name}]"
                     break
     for split, path in (("train", data_args.train_file), ("validation", data_args.validation_file),
