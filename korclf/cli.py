@@ -1,4 +1,4 @@
-"""The ``korclf`` command: ``train``, ``profile`` and ``baseline``.
+"""The ``korclf`` command: ``train``, ``predict``, ``profile`` and ``baseline``.
 
 Every sub-command turns a :class:`~korclf.errors.KorclfError` into one line on stderr and exit
 status 2, so users see what to fix rather than a traceback.
@@ -66,14 +66,34 @@ def _baseline(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "profile": _profile, "baseline": _baseline}
+def _predict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="korclf predict", description="Classify a file with a trained model folder.")
+    parser.add_argument("--model", required=True, help="A trained model folder, or a k-fold folder (ensemble.json).")
+    parser.add_argument("--input", required=True, help="csv / tsv / json / jsonl / parquet file to classify.")
+    parser.add_argument("--text-column", default=None, help="Text column, if not the one the model was trained on.")
+    parser.add_argument("--id-column", default=None, help="Id column (default: the training run's).")
+    parser.add_argument("--output", default=None, help="Output tsv (default: <input stem>.predictions.tsv).")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
+    args = parser.parse_args(argv)
+    from .predict import predict
+
+    output = args.output or f"{os.path.splitext(args.input)[0]}.predictions.tsv"
+    predictions = predict(args.model, args.input, text_column=args.text_column, id_column=args.id_column,
+                          output_file=output, batch_size=args.batch_size, device=args.device)
+    print(f"Wrote {len(predictions.ids)} predictions to {output}")
+    return 0
+
+
+COMMANDS = {"train": _train, "predict": _predict, "profile": _profile, "baseline": _baseline}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
-        print("usage: korclf {train,profile,baseline} ...\n"
+        print("usage: korclf {train,predict,profile,baseline} ...\n"
               "  korclf train CONFIG.yaml [--key value ...]   fine-tune, evaluate and predict\n"
+              "  korclf predict --model DIR --input FILE       classify a file (predictions tsv)\n"
               "  korclf profile CONFIG_OR_FILE                 data profile (profile.json + plots)\n"
               "  korclf baseline CONFIG.yaml                   TF-IDF + logistic-regression floor", file=sys.stderr)
         return 2

@@ -122,18 +122,39 @@ def _first(output):
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
-def make_compute_metrics(label_names: Sequence[str]) -> Callable:
+RELATION_METRICS = (None, "klue", "semeval")
+
+
+def make_compute_metrics(label_names: Sequence[str], relation_metrics: Optional[str] = None) -> Callable:
     """``compute_metrics`` for the Trainer: argmax of the logits, then :func:`classification_metrics`.
 
-    Examples whose label is ``-100`` are left out, as the losses leave them out.
+    Examples whose label is ``-100`` are left out, as the losses leave them out. Per-class
+    ``recall_<label>`` and ``f1_<label>`` come with every evaluation, so the Trainer log shows
+    which classes a model gives up on. ``relation_metrics="klue"`` adds ``klue_micro_f1`` and
+    ``klue_auprc`` (on softmax probabilities), ``"semeval"`` adds ``semeval_f1``; their labels
+    (``no_relation`` / ``Other``) are checked here, before training.
     """
     label_names = list(label_names)
+    if relation_metrics not in RELATION_METRICS:
+        raise KorclfError(f"relation_metrics {relation_metrics!r} is not one of {list(RELATION_METRICS)}")
+    if relation_metrics == "klue" and "no_relation" not in label_names:
+        raise KorclfError("KLUE-RE metrics need a 'no_relation' label, which the label list lacks")
+    if relation_metrics == "semeval" and "Other" not in label_names:
+        raise KorclfError("SemEval-2010 Task 8 metrics need an 'Other' label, which the label list lacks")
 
     def compute_metrics(eval_prediction) -> dict[str, float]:
-        y_pred = np.asarray(_first(eval_prediction.predictions)).argmax(axis=-1)
+        logits = np.asarray(_first(eval_prediction.predictions))
         y_true = np.asarray(_first(eval_prediction.label_ids))
         keep = y_true != IGNORE_INDEX
-        return classification_metrics(y_true[keep], y_pred[keep], label_names)
+        logits, y_true = logits[keep], y_true[keep]
+        y_pred = logits.argmax(axis=-1)
+        metrics = classification_metrics(y_true, y_pred, label_names)
+        if relation_metrics == "klue":
+            metrics["klue_micro_f1"] = klue_re_micro_f1(y_true, y_pred, label_names)
+            metrics["klue_auprc"] = klue_re_auprc(y_true, softmax(logits), len(label_names))
+        elif relation_metrics == "semeval":
+            metrics["semeval_f1"] = semeval_official_f1(y_true, y_pred, label_names)
+        return metrics
 
     return compute_metrics
 

@@ -139,3 +139,43 @@ def test_semeval_official_f1_averages_types_present_in_gold_only():
     assert semeval_official_f1([0, 0], [1, 0], SEMEVAL) == 0.0
     with pytest.raises(KorclfError, match="'other'"):
         semeval_official_f1([0], [0], SEMEVAL, other="other")
+
+
+def test_compute_metrics_logs_recall_per_class_and_macro_f1():
+    # keys the Trainer logs at each evaluation (as eval_<key>); names must stay stable
+    metrics = make_compute_metrics(NAMES)(EvalPrediction(predictions=np.eye(4)[Y_PRED], label_ids=np.array(Y_TRUE)))
+    assert {"macro_f1", "recall_긍정", "recall_부정", "recall_중립_의견", "recall_기타"} <= set(metrics)
+    assert metrics["macro_f1"] == pytest.approx(1.3 / 4)
+
+
+RE_NAMES = ["no_relation", "org:members", "per:title"]
+
+
+def test_compute_metrics_adds_klue_relation_scores():
+    logits = np.array([[2.0, 0.5, 0.1], [0.1, 3.0, 0.2], [1.5, 1.0, 0.0], [0.0, 0.3, 2.5], [3.0, 2.9, 3.1], [9, 9, 9]])
+    labels = np.array([0, 1, 1, 2, 0, -100])
+    metrics = make_compute_metrics(RE_NAMES, relation_metrics="klue")(EvalPrediction(predictions=logits,
+                                                                                    label_ids=labels))
+    # row 4 has the top class-0 logit but not the top class-0 probability: AUPRC must use softmax
+    # predictions 0, 1, 0, 2, 2: relations correct 2 (rows 1, 3), predicted 3, gold 3 -> micro-F1 2/3
+    assert metrics["klue_micro_f1"] == pytest.approx(200 / 3)
+    probs = np.exp(logits[:5]) / np.exp(logits[:5]).sum(1, keepdims=True)
+    assert metrics["klue_auprc"] == pytest.approx(klue_re_auprc(labels[:5], probs, 3))
+    assert metrics["klue_auprc"] != pytest.approx(klue_re_auprc(labels[:5], logits[:5], 3))  # softmax matters
+    assert metrics["accuracy"] == pytest.approx(3 / 5) and "semeval_f1" not in metrics
+
+
+def test_compute_metrics_adds_semeval_score_and_checks_labels():
+    y_true = np.array([1, 1, 2, 3, 4, 0, 0])
+    y_pred = np.array([1, 2, 0, 3, 1, 3, 0])
+    metrics = make_compute_metrics(SEMEVAL, relation_metrics="semeval")(
+        EvalPrediction(predictions=np.eye(5)[y_pred], label_ids=y_true))
+    assert metrics["semeval_f1"] == pytest.approx(100 * 5 / 12)  # as in the hand computation above
+    assert "klue_micro_f1" not in make_compute_metrics(NAMES)(
+        EvalPrediction(predictions=np.eye(4)[Y_PRED], label_ids=np.array(Y_TRUE)))
+    with pytest.raises(KorclfError, match="'no_relation'"):
+        make_compute_metrics(NAMES, relation_metrics="klue")
+    with pytest.raises(KorclfError, match="'Other'"):
+        make_compute_metrics(RE_NAMES, relation_metrics="semeval")
+    with pytest.raises(KorclfError, match="'tacred'"):
+        make_compute_metrics(RE_NAMES, relation_metrics="tacred")

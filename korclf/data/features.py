@@ -74,6 +74,10 @@ class InputBuilder:
     def input_columns(self) -> list[str]:
         raise NotImplementedError
 
+    def text_columns(self) -> list[str]:
+        """The free-text columns among :meth:`input_columns` (checked for empty values, normalised)."""
+        return self.input_columns()
+
     def display_texts(self, dataset: Dataset) -> list[str]:
         """The text shown in ``predictions.tsv``: what the user wrote, before normalisation."""
         columns = self.input_columns()
@@ -203,6 +207,9 @@ class RelationInputs(InputBuilder):
         if self.settings["entity_format"] == "klue":
             columns += [self.settings["subject_column"], self.settings["object_column"]]
         return columns
+
+    def text_columns(self) -> list[str]:
+        return [self.settings["text_column"]]
 
     def display_texts(self, dataset: Dataset) -> list[str]:
         return [str(text) for text in dataset[self.settings["text_column"]]]

@@ -101,7 +101,7 @@ class TextEncoder:
                ROW_COLUMN: indices}
         if pairs is not None:
             out["token_type_ids"] = encoded["token_type_ids"]
-        if self.label_column and self.label_column in batch:
+        if self.label_column and self.label2id and self.label_column in batch:
             out["labels"] = [self.label2id[canonical_label(value)] for value in batch[self.label_column]]
         return out
 
