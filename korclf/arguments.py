@@ -228,6 +228,8 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
+    if typing.get_origin(annotation) is not None:  # Optional[list[str]], not "Optional"
+        return str(annotation).replace("typing.", "")
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 

@@ -6,6 +6,8 @@ it and the Trainer does the distribution, while only the main process writes fil
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
 import sys
@@ -19,16 +21,20 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from . import __version__
 from .arguments import arguments_to_dict, parse_config
+from .baseline import baseline_for_prepared
 from .data.prepare import PreparedSplits, prepare_splits
 from .data.features import add_marker_tokens, input_builder
 from .data.processing import ROW_COLUMN
+from .data.resample import encoder_embedder, resample_indices
 from .errors import KorclfError
 from .hub import defer_push, publish
+from .kfold import assemble_oof, ensemble_probabilities, fold_indices, write_oof_predictions
 from .metrics import klue_re_auprc, klue_re_micro_f1, make_compute_metrics, semeval_official_f1, softmax
 from .model_card import write_model_card
 from .modeling import (build_model, column_tokenizer_folders, load_column_tokenizers, load_tokenizer,
                        save_column_tokenizers)
-from .reporting import evaluation_report, format_metrics_table, write_predictions, write_run_files
+from .predict import ENSEMBLE_FILE
+from .reporting import evaluation_report, format_metrics_table, write_json, write_predictions, write_run_files
 from .trainer import KorclfTrainer, early_stopping_callbacks, loss_from_arguments
 
 logger = logging.getLogger("korclf")
@@ -40,8 +46,9 @@ def setup_logging(training_args) -> None:
                         handlers=[logging.StreamHandler(sys.stdout)], force=True)
     level = logging.INFO if training_args.should_log else logging.WARNING
     logger.setLevel(level)
-    transformers.utils.logging.set_verbosity_warning()
-    datasets.utils.logging.set_verbosity_warning()
+    library_level = logging.WARNING if training_args.should_log else logging.ERROR  # other ranks: errors only
+    transformers.utils.logging.set_verbosity(library_level)
+    datasets.utils.logging.set_verbosity(library_level)
 
 
 def check_output_dir(training_args) -> Optional[str]:
@@ -138,16 +145,75 @@ def _compute_metrics(prepared: PreparedSplits, settings: dict):
     return make_compute_metrics(prepared.label_names, **({"relation_metrics": relation} if relation else {}))
 
 
+class RunContext:
+    """What every training in a run shares: data, tokenizer, input builder, settings and options."""
+
+    def __init__(self, model_args, data_args, training_args, prepared, builder, tokenizer, settings, tokenized):
+        self.model_args, self.data_args, self.training_args = model_args, data_args, training_args
+        self.prepared, self.builder, self.tokenizer = prepared, builder, tokenizer
+        self.settings, self.tokenized = settings, tokenized
+
+    def new_model(self):
+        """A fresh classifier (k-fold trains one per fold), configured like the first."""
+        model = build_model(self.model_args, self.data_args, self.tokenizer, self.prepared.label_names)
+        if len(self.tokenizer) > model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(self.tokenizer))
+        model.config.korclf = self.settings
+        return model
+
+    def trainer(self, model, args, train_dataset, eval_dataset) -> KorclfTrainer:
+        train_labels = [int(label) for label in train_dataset["labels"]] if train_dataset is not None else None
+        return KorclfTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_dataset if args.do_train else None,
+            eval_dataset=eval_dataset,
+            processing_class=self.tokenizer,
+            data_collator=self.builder.collator(args.pad_to_multiple_of),
+            compute_metrics=_compute_metrics(self.prepared, self.settings),
+            callbacks=early_stopping_callbacks(args),
+            loss_fn=loss_from_arguments(args, len(self.prepared.label_names), train_labels),
+            signature_columns=self.builder.signature_columns(model),
+        )
+
+    def resample(self, train_dataset, model, output_dir: Optional[str], report_key: str = "resampling"):
+        """The training rows after ``resample`` (imbalanced-learn on TF-IDF or encoder features); train split only."""
+        data_args = self.data_args
+        if data_args.resample == "none":
+            return train_dataset
+        source = self.prepared.splits["train"]
+        rows = train_dataset[ROW_COLUMN]
+        texts = self.builder.feature_texts(source.select(rows))
+        embed = None
+        if data_args.resample_features == "encoder":
+            embed = encoder_embedder(model, self.tokenizer, self.settings["max_length"],
+                                     self.training_args.per_device_eval_batch_size)
+        indices, report = resample_indices(texts, train_dataset["labels"], data_args.resample,
+                                           data_args.resample_features, data_args.resample_kwargs,
+                                           self.training_args.seed, embed, self.prepared.label_names)
+        logger.info("Resampled the training split with %s on %s features: %d -> %d rows; class counts %s -> %s",
+                    data_args.resample, data_args.resample_features, report["rows_before"], report["rows_after"],
+                    report["class_counts_before"], report["class_counts_after"])
+        self.prepared.report[report_key] = report
+        if output_dir and self.training_args.should_save:
+            os.makedirs(output_dir, exist_ok=True)
+            write_json(os.path.join(output_dir, "resampling.json"), report)
+        return train_dataset.select(indices)
+
+
 def run(model_args, data_args, training_args) -> dict:
     """Train / evaluate / predict as the arguments say; return every metric computed."""
     setup_logging(training_args)
     resume_from = check_output_dir(training_args)
     set_seed(training_args.seed)
-    prepared = prepare_splits(model_args, data_args, training_args.seed, training_args.main_process_first)
+    kfold = training_args.n_folds is not None
+    prepared = prepare_splits(model_args, data_args, training_args.seed, training_args.main_process_first,
+                              hold_out_validation=not kfold)
     if not prepared.label_names:
         raise KorclfError("no label list: provide a train split or 'label_list'")
     settings = korclf_settings(model_args, data_args, prepared.report["normalization"])
     builder = input_builder(settings, None, prepared.label2id)
+    builder.train_source = prepared.sources.get("train", "")
     tokenizer, model = build_tokenizer_and_model(model_args, data_args, prepared, builder)
     max_length, length_stats = builder.resolve_max_length(prepared.splits.get("train"), _position_config(model),
                                                           data_args.max_length_percentile, training_args.seed)
@@ -155,50 +221,156 @@ def run(model_args, data_args, training_args) -> dict:
     prepared.report["token_lengths"] = length_stats
     model.config.korclf = settings
     tokenized = encode_splits(builder, prepared, data_args, training_args)
+    context = RunContext(model_args, data_args, training_args, prepared, builder, tokenizer, settings, tokenized)
     resolved_config = arguments_to_dict(model_args, data_args, training_args)  # before defer_push changes it
+    if kfold and training_args.push_to_hub:
+        raise KorclfError("push_to_hub with n_folds: a k-fold folder holds several models; push a fold folder "
+                          "(fold_0, ...) or train once without n_folds")
     push = defer_push(training_args)
-    train_labels = [int(label) for label in tokenized["train"]["labels"]] if "train" in tokenized else None
-    trainer = KorclfTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=tokenized.get("train") if training_args.do_train else None,
-        eval_dataset=tokenized.get("validation"),
-        processing_class=tokenizer,
-        data_collator=builder.collator(training_args.pad_to_multiple_of),
-        compute_metrics=_compute_metrics(prepared, settings),
-        callbacks=early_stopping_callbacks(training_args),
-        loss_fn=loss_from_arguments(training_args, len(prepared.label_names), train_labels),
-        signature_columns=builder.signature_columns(model),
-    )
     output_dir = training_args.output_dir
-    if trainer.is_world_process_zero():
+    if training_args.should_save:  # written first, so a crashed run still says how it was configured
         write_run_files(output_dir, resolved_config, prepared.report)
     results: dict = {}
-    if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=resume_from)
-        trainer.save_model()
-        trainer.save_state()
-        if trainer.is_world_process_zero():
-            save_column_tokenizers(builder, output_dir)
-        metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]))
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        results.update(metrics)
-    for name, prefix, enabled in (("validation", "eval", training_args.do_eval), ("test", "test", training_args.do_predict)):
-        if not enabled or name not in tokenized:
-            continue
-        results.update(_evaluate_or_predict(trainer, prepared, builder, tokenized[name], name, prefix, data_args,
-                                            settings, output_dir))
-    if training_args.do_train and trainer.is_world_process_zero():
+    if training_args.report_baseline and "train" in prepared.splits:
+        baseline = baseline_for_prepared(prepared, data_args, os.path.join(output_dir, "baseline"),
+                                         training_args.seed, training_args.baseline_features)
+        results["baseline"] = baseline
+    if kfold:
+        results.update(run_folds(context, model))
+    else:
+        results.update(train_and_report(context, model, resume_from))
+    if training_args.should_save:
+        write_json(os.path.join(output_dir, "data_report.json"), prepared.report)  # now with resampling counts
+        if "baseline" in results:
+            _print_floor(results)
+    if not kfold and training_args.do_train and training_args.should_save:
         write_model_card(output_dir, base_model=model_args.encoder_paths or model_args.model_name_or_path,
                          model_kind=model_args.model_kind, label_names=prepared.label_names,
                          data=data_args.dataset_name or {"train": data_args.train_file,
                                                          "validation": data_args.validation_file,
                                                          "test": data_args.test_file},
                          config=resolved_config, metrics=results, repo_id=push.repo_id)
-    if push.enabled and training_args.do_train:  # every process calls it; only the main one uploads
-        results["hub"] = publish(trainer, push, output_dir)
+    if push.enabled and training_args.do_train and not kfold:  # every process calls it; only the main one uploads
+        results["hub"] = publish(context.last_trainer, push, output_dir)
     return results
+
+
+def _print_floor(results: dict) -> None:
+    """The TF-IDF floor beside the model, so every report shows both."""
+    lines = ["", "model vs TF-IDF + logistic-regression floor", f"{'metric':<16}{'model':>10}{'floor':>10}"]
+    for prefix, metrics in results["baseline"].items():
+        for key in ("accuracy", "macro_f1"):
+            name = f"{prefix}_{key}"
+            if name in metrics and name in results:
+                lines.append(f"{name:<16}{results[name]:>10.4f}{metrics[name]:>10.4f}")
+    print("\n".join(lines), flush=True)
+
+
+def train_and_report(context: RunContext, model, resume_from: Optional[str]) -> dict:
+    """One training on the train split, then the validation and test reports."""
+    args, tokenized = context.training_args, context.tokenized
+    output_dir = args.output_dir
+    train = tokenized.get("train")
+    if train is not None and args.do_train:
+        train = context.resample(train, model, output_dir)
+    trainer = context.trainer(model, args, train, tokenized.get("validation"))
+    context.last_trainer = trainer
+    results: dict = {}
+    if args.do_train:
+        train_result = trainer.train(resume_from_checkpoint=resume_from)
+        trainer.save_model()
+        trainer.save_state()
+        if trainer.is_world_process_zero():
+            save_column_tokenizers(context.builder, output_dir)
+        metrics = dict(train_result.metrics, train_samples=len(train))
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        results.update(metrics)
+    for name, prefix, enabled in (("validation", "eval", args.do_eval), ("test", "test", args.do_predict)):
+        if enabled and name in tokenized:
+            probabilities, speed = predict_probabilities(trainer, tokenized[name], prefix)
+            results.update(report_split(context, tokenized[name], probabilities, name, prefix, output_dir,
+                                        trainer.is_world_process_zero(), speed))
+    return results
+
+
+def _fold_arguments(args, fold: int):
+    fold_args = copy.deepcopy(args)
+    fold_args.output_dir = os.path.join(args.output_dir, f"fold_{fold}")
+    if getattr(args, "logging_dir", None) and str(args.logging_dir).startswith(str(args.output_dir)):
+        fold_args.logging_dir = os.path.join(fold_args.output_dir, os.path.relpath(args.logging_dir, args.output_dir))
+    return fold_args
+
+
+def run_folds(context: RunContext, first_model) -> dict:
+    """Stratified k-fold: one model per fold, out-of-fold predictions for every training row, fold ensemble on test.
+
+    Each fold trains on K-1 parts (resampled if asked), keeps its best checkpoint by
+    ``metric_for_best_model`` on the held-out part, and predicts that part (``oof_predictions.tsv``,
+    ``oof_results.json``) and the test split; the test probabilities are averaged (or voted,
+    ``fold_ensemble``) into ``predictions.tsv``. ``ensemble.json`` lists the fold folders for ``korclf predict``.
+    """
+    args, tokenized, prepared = context.training_args, context.tokenized, context.prepared
+    output_dir, main = args.output_dir, args.should_save
+    if "train" not in tokenized or not args.do_train:
+        raise KorclfError("n_folds needs do_train: true and a training split")
+    train = tokenized["train"]
+    labels = np.asarray(train["labels"])
+    folds = fold_indices(labels, args.n_folds, args.seed, prepared.label_names)
+    oof, per_split = [], {"validation": [], "test": []}
+    results: dict = {}
+    for k, (train_idx, val_idx) in enumerate(folds):
+        logger.info("Fold %d/%d: %d training rows, %d held out", k + 1, len(folds), len(train_idx), len(val_idx))
+        fold_args = _fold_arguments(args, k)
+        set_seed(args.seed)
+        model = first_model if k == 0 else context.new_model()
+        fold_train = context.resample(train.select(train_idx), model, fold_args.output_dir, f"resampling_fold_{k}")
+        held_out = train.select(val_idx)
+        trainer = context.trainer(model, fold_args, fold_train, held_out)
+        train_result = trainer.train()
+        trainer.save_model()
+        trainer.save_state()
+        if trainer.is_world_process_zero():
+            save_column_tokenizers(context.builder, fold_args.output_dir)
+        results[f"fold_{k}_train_runtime"] = train_result.metrics.get("train_runtime")
+        oof.append(predict_probabilities(trainer, held_out, "oof")[0])
+        for name in per_split:
+            if name in tokenized:
+                per_split[name].append(predict_probabilities(trainer, tokenized[name], "test")[0])
+    if main:
+        os.makedirs(output_dir, exist_ok=True)
+        write_json(os.path.join(output_dir, ENSEMBLE_FILE),
+                   {"folds": [f"fold_{k}" for k in range(len(folds))], "combine": args.fold_ensemble,
+                    "n_folds": len(folds), "seed": args.seed})
+    probabilities = assemble_oof(len(train), folds, oof)
+    results.update(report_split(context, train, probabilities, "train", "oof", output_dir, main))
+    results["train_samples"] = len(train)
+    for name, prefix in (("validation", "eval"), ("test", "test")):
+        if per_split[name]:
+            combined = ensemble_probabilities(per_split[name], args.fold_ensemble)
+            results.update(report_split(context, tokenized[name], combined, name, prefix, output_dir, main))
+    return results
+
+
+def save_metrics(output_dir: str, prefix: str, metrics: dict) -> None:
+    """``{prefix}_results.json`` and the merged ``all_results.json``, as ``Trainer.save_metrics`` writes them."""
+    write_json(os.path.join(output_dir, f"{prefix}_results.json"), metrics)
+    path = os.path.join(output_dir, "all_results.json")
+    merged = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            merged = json.load(handle)
+    merged.update(metrics)
+    write_json(path, merged)
+
+
+def predict_probabilities(trainer, dataset, prefix: str) -> tuple[np.ndarray, dict]:
+    """Class probabilities of a split, and the Trainer's loss / speed figures for it."""
+    output = trainer.predict(dataset, metric_key_prefix=prefix)
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    speed = {key: value for key, value in output.metrics.items()
+             if key.split(f"{prefix}_", 1)[-1] in ("loss", "runtime", "samples_per_second", "steps_per_second")}
+    return softmax(np.asarray(logits, dtype=np.float64)), speed
 
 
 def relation_report(settings: dict, labels, probabilities: np.ndarray, label_names: list[str], prefix: str) -> dict:
@@ -212,27 +384,32 @@ def relation_report(settings: dict, labels, probabilities: np.ndarray, label_nam
     return {f"{prefix}_semeval_f1": semeval_official_f1(labels, predicted, label_names)}
 
 
-def _evaluate_or_predict(trainer, prepared, builder, dataset, split, prefix, data_args, settings, output_dir) -> dict:
-    """Predict a split; with labels, write ``{prefix}_results.json`` and the confusion matrix; for test, predictions.tsv."""
-    output = trainer.predict(dataset, metric_key_prefix=prefix)
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    probabilities = softmax(np.asarray(logits, dtype=np.float64))
-    main = trainer.is_world_process_zero()
-    metrics = {k: v for k, v in output.metrics.items() if not k.startswith(f"{prefix}_recall_")
-               and not k.startswith(f"{prefix}_f1_")}
+def report_split(context: RunContext, dataset, probabilities: np.ndarray, split: str, prefix: str, output_dir: str,
+                 main: bool, extra: Optional[dict] = None) -> dict:
+    """Metrics of a predicted split (``{prefix}_results.json``, confusion matrix) and its predictions file.
+
+    ``test`` rows go to ``predictions.tsv``, out-of-fold rows (``oof``) to ``oof_predictions.tsv``.
+    """
+    prepared, builder = context.prepared, context.builder
+    metrics: dict = dict(extra or {})
     if "labels" in dataset.column_names:
         labels = dataset["labels"]
         metrics.update(evaluation_report(labels, probabilities.argmax(-1), prepared.label_names,
                                          output_dir if main else None, prefix))
-        metrics.update(relation_report(settings, labels, probabilities, prepared.label_names, prefix))
+        metrics.update(relation_report(context.settings, labels, probabilities, prepared.label_names, prefix))
     metrics[f"{prefix}_samples"] = len(dataset)
-    if main:
-        trainer.save_metrics(prefix, metrics)
-        print(format_metrics_table(metrics, prefix, prepared.label_names), flush=True)
-        if split == "test":
-            source = prepared.splits[split].select(dataset[ROW_COLUMN])
-            write_predictions(os.path.join(output_dir, "predictions.tsv"), _row_ids(source, data_args.id_column),
-                              builder.display_texts(source), probabilities, prepared.label_names)
+    if not main:
+        return metrics
+    save_metrics(output_dir, prefix, metrics)
+    print(format_metrics_table(metrics, prefix, prepared.label_names), flush=True)
+    source = prepared.splits[split].select(dataset[ROW_COLUMN])
+    ids = _row_ids(source, context.data_args.id_column)
+    if split == "test":
+        write_predictions(os.path.join(output_dir, "predictions.tsv"), ids, builder.display_texts(source),
+                          probabilities, prepared.label_names)
+    elif prefix == "oof":
+        write_oof_predictions(os.path.join(output_dir, "oof_predictions.tsv"), ids, builder.display_texts(source),
+                              dataset["labels"], probabilities, prepared.label_names)
     return metrics
 
 

@@ -210,7 +210,7 @@ def test_long_rows_are_windowed_around_both_entities(tokenizer):
 
 def test_entities_too_far_apart_error_or_skip(tokenizer):
     examples = [long_example("ok", 0), long_example("far", 0, filler_between=4)]
-    with pytest.raises(KorclfError, match=r"row far: .*span \d+ tokens.*on_overflow='skip'"):
+    with pytest.raises(KorclfError, match=r"row far: .*span \d+ tokens.*entity_overflow: skip"):
         encode_relation_examples(tokenizer, examples, "plain", max_length=24)
     enc = encode_relation_examples(tokenizer, examples, "plain", max_length=24, on_overflow="skip")
     assert enc["stats"]["skipped_ids"] == ["far"]

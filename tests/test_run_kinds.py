@@ -161,3 +161,69 @@ def test_multi_encoder_errors(tmp_path, capsys):
     assert "summary" in capsys.readouterr().err
     assert run_config(tmp_path / "b", text_columns=["title", "body"], max_length=[16, 16, 16], **common).rc == 2
     assert "3 entries but there are 2 text columns" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- k-fold
+
+
+def test_kfold_oof_ensemble_and_predict(tmp_path):
+    """Every training row is predicted once out of fold; test = mean of the fold models; predict reuses the folds."""
+    import korclf
+    from korclf.kfold import ensemble_probabilities
+
+    write_table(tmp_path / "test.tsv", sample_rows("test", 24))
+    result = run_config(tmp_path, n_folds=3, test_file=str(tmp_path / "test.tsv"), do_predict=True, max_steps=3,
+                        max_train_samples=60)
+    assert result.rc == 0
+    out = result.output_dir
+    oof = read_tsv_rows(f"{out}/oof_predictions.tsv")
+    assert sorted(row["id"] for row in oof) == sorted(row["id"] for row in sample_rows("train", 60))
+    assert read_json(f"{out}/oof_results.json")["oof_samples"] == 60
+    assert read_json(f"{out}/ensemble.json")["folds"] == ["fold_0", "fold_1", "fold_2"]
+    # the ensemble's test probabilities are the mean of the three fold models' own predictions
+    folds = [korclf.predict(f"{out}/fold_{k}", str(tmp_path / "test.tsv"), progress=False).probabilities
+             for k in range(3)]
+    written = read_predictions(out)
+    columns = [key for key in written[0] if key.startswith("prob_")]
+    expected = np.mean(folds, axis=0)
+    assert np.allclose(np.array([[float(r[c]) for c in columns] for r in written]), expected, atol=2e-6)
+    assert np.allclose(ensemble_probabilities(folds, "mean"), expected)
+    again = korclf.predict(out, str(tmp_path / "test.tsv"), progress=False)
+    assert np.allclose(again.probabilities, expected, atol=1e-9)
+
+
+def test_resampling_touches_train_only_and_is_reported(tmp_path):
+    rows = sample_rows("train", 120)
+    labels = sorted({row["label"] for row in rows})
+    imbalanced = [row for row in rows if row["label"] != labels[0]] + [r for r in rows if r["label"] == labels[0]][:6]
+    write_table(tmp_path / "train.tsv", imbalanced)
+    result = run_config(tmp_path, train_file=str(tmp_path / "train.tsv"), resample="random_under",
+                        max_train_samples=None, max_steps=1)
+    assert result.rc == 0
+    report = read_json(f"{result.output_dir}/resampling.json")
+    assert set(report["class_counts_after"].values()) == {min(report["class_counts_before"].values())}
+    assert read_json(f"{result.output_dir}/data_report.json")["resampling"] == report
+    assert read_json(f"{result.output_dir}/train_results.json")["train_samples"] == report["rows_after"]
+    # the validation split is left as it was
+    assert read_json(f"{result.output_dir}/eval_results.json")["eval_samples"] == \
+        read_json(f"{result.output_dir}/data_report.json")["validation_split"]["validation_rows"]
+
+
+def read_tsv_rows(path) -> list[dict]:
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def test_early_stopping_stops_and_keeps_the_best_checkpoint(tmp_path):
+    """learning_rate 0: macro-F1 never improves, so training stops after `patience` evaluations without gain."""
+    result = run_config(tmp_path, learning_rate=0.0, max_steps=20, eval_strategy="steps", eval_steps=1,
+                        save_strategy="steps", save_steps=1, load_best_model_at_end=True,
+                        metric_for_best_model="macro_f1", greater_is_better=True, early_stopping_patience=2)
+    assert result.rc == 0
+    state = read_json(f"{result.output_dir}/trainer_state.json")
+    assert state["global_step"] == 3  # step 1 sets the best; steps 2 and 3 do not improve on it
+    assert state["best_model_checkpoint"].endswith("checkpoint-1")
+    logged = [entry for entry in state["log_history"] if "eval_macro_f1" in entry]
+    assert len(logged) == 3 and all(any(k.startswith("eval_recall_") for k in entry) for entry in logged)

@@ -302,6 +302,7 @@ def encode_relation_batch(
     include_markers: bool = False,
     on_overflow: str = "error",
     ids: Sequence | None = None,
+    file: str | None = None,
 ) -> dict:
     """Tokenize marked texts and build ``e1_mask`` / ``e2_mask`` for R-BERT.
 
@@ -353,7 +354,7 @@ def encode_relation_batch(
             found = _token_range(offsets, first, last, getattr(row_spans, name))
             if found is None:
                 raise KorclfError(
-                    f"{where(row=row_id)}: the {name[:2]} entity "
+                    f"{where(file, row_id)}: the {name[:2]} entity "
                     f"{marked_texts[i][slice(*getattr(row_spans, name))]!r} produced no tokens."
                 )
             ranges[name] = found
@@ -367,9 +368,9 @@ def encode_relation_batch(
                     stats["skipped_ids"].append(row_id)
                     continue
                 raise KorclfError(
-                    f"{where(row=row_id)}: the two entities with their markers span {hi - lo} tokens but "
+                    f"{where(file, row_id)}: the two entities with their markers span {hi - lo} tokens but "
                     f"max_length {max_length} leaves {budget} next to the special tokens; raise max_length or "
-                    "use on_overflow='skip' to drop such rows."
+                    "set 'entity_overflow: skip' to drop such rows."
                 )
             start = lo - (budget - (hi - lo)) // 2
             start = max(first, min(start, last - budget))

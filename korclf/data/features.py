@@ -66,6 +66,9 @@ class InputBuilder:
         self.max_length = settings.get("max_length")
         self.set_tokenizer(tokenizer)
 
+    #: the training file, named in errors found while reading training texts before encoding
+    train_source: str = ""
+
     def set_tokenizer(self, tokenizer) -> None:
         """The tokenizer is known only after the texts are (a from-scratch tokenizer trains on them)."""
         self.tokenizer = tokenizer
@@ -84,6 +87,11 @@ class InputBuilder:
         shown = [f"_raw_{c}" if f"_raw_{c}" in dataset.column_names else c for c in columns]
         values = [dataset[c] for c in shown]
         return [" | ".join("" if v is None else str(v) for v in parts) for parts in zip(*values)]
+
+    def feature_texts(self, dataset: Dataset) -> list[str]:
+        """One (normalised) text per row for classical features: TF-IDF resampling, the baseline."""
+        values = [dataset[c] for c in self.text_columns()]
+        return [" ".join("" if v is None else str(v) for v in parts) for parts in zip(*values)]
 
     def tokenizer_texts(self, dataset: Dataset) -> list[str]:
         """Texts to train a from-scratch tokenizer on."""
@@ -176,7 +184,7 @@ class RelationEncoder:
         encoded = encode_relation_batch(
             self.tokenizer, [text for text, _ in marked], [spans for _, spans in marked], self.max_length,
             include_markers=self.settings.get("entity_include_markers", False),
-            on_overflow=self.settings.get("entity_overflow", "error"), ids=[e.id for e in examples])
+            on_overflow=self.settings.get("entity_overflow", "error"), ids=[e.id for e in examples], file=self.source)
         stats = encoded.pop("stats")
         keep = encoded.pop("row_index")
         windowed = set(stats["windowed_ids"])
@@ -214,7 +222,8 @@ class RelationInputs(InputBuilder):
     def display_texts(self, dataset: Dataset) -> list[str]:
         return [str(text) for text in dataset[self.settings["text_column"]]]
 
-    def marked_texts(self, dataset: Dataset, source: str = "") -> list[str]:
+    def marked_texts(self, dataset: Dataset, source: Optional[str] = None) -> list[str]:
+        source = self.train_source if source is None else source
         examples = relation_examples(dataset[:], self.settings, source, range(1, len(dataset) + 1))
         return [mark_entities(example, self.settings["entity_marker"], file=source)[0] for example in examples]
 
@@ -231,6 +240,9 @@ class RelationInputs(InputBuilder):
         return RelationEncoder(self.tokenizer, self.settings, self.max_length, self.label2id, source)
 
     def check_encoded(self, encoded: Dataset, dataset: Dataset, name: str, id_column: Optional[str]) -> dict:
+        if not len(encoded):
+            raise KorclfError(f"split '{name}': no rows left after entity-aware truncation (every row's entities "
+                              f"are further apart than max_length {self.max_length} allows); raise max_length")
         kept = set(encoded[ROW_COLUMN])
         skipped = [i for i in range(len(dataset)) if i not in kept]
         ids = dataset[id_column] if id_column and id_column in dataset.column_names else None
@@ -242,8 +254,6 @@ class RelationInputs(InputBuilder):
         if skipped_ids:
             logger.warning("%s: skipped %d row(s) whose two entities do not fit in max_length %d "
                            "(entity_overflow: skip): ids %s", name, len(skipped_ids), self.max_length, skipped_ids)
-        if not len(encoded):
-            raise KorclfError(f"split '{name}': no rows left after entity-aware truncation; raise max_length")
         return {"windowed": windowed, "skipped_entity_overflow": len(skipped_ids),
                 "skipped_ids": skipped_ids}
 

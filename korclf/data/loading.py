@@ -65,9 +65,10 @@ def load_file(path: str, cache_dir: Optional[str] = None) -> Dataset:
             codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < (1 << 16))
         except UnicodeDecodeError as error:
             raise KorclfError(f"file '{path}' is not UTF-8 text (byte {error.start}); re-save it as UTF-8") from None
+    kwargs = _builder_kwargs(path)  # its own errors (duplicate header names) already name the file
     try:
         loaded = datasets.load_dataset(
-            file_format(path), data_files={"data": path}, split="data", cache_dir=cache_dir, **_builder_kwargs(path)
+            file_format(path), data_files={"data": path}, split="data", cache_dir=cache_dir, **kwargs
         )
     except Exception as error:  # datasets wraps parser errors in many types
         cause = error.__cause__ or error

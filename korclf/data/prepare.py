@@ -83,8 +83,12 @@ def _no_barrier(desc: str = "") -> nullcontext:
     return nullcontext()
 
 
-def prepare_splits(model_args, data_args, seed: int, main_process_first=_no_barrier) -> PreparedSplits:
-    """Load, check, normalise and label the splits; split validation off train when needed."""
+def prepare_splits(model_args, data_args, seed: int, main_process_first=_no_barrier,
+                   hold_out_validation: bool = True) -> PreparedSplits:
+    """Load, check, normalise and label the splits; split validation off train when needed.
+
+    ``hold_out_validation=False`` (k-fold) keeps every training row in train: the folds hold out their own.
+    """
     raw = load_splits(data_args, model_args.cache_dir)
     columns = text_columns_of(model_args, data_args)
     normalization = data_args.normalization()
@@ -119,7 +123,7 @@ def prepare_splits(model_args, data_args, seed: int, main_process_first=_no_barr
     for name in ("validation", "test"):  # unknown labels stop the run here, before any training
         if name in splits and data_args.label_column in splits[name].column_names and label_names:
             prepared.labels(name, data_args.label_column)
-    if "train" in splits and "validation" not in splits:
+    if "train" in splits and "validation" not in splits and hold_out_validation:
         labels = prepared.labels("train", data_args.label_column)
         train_idx, val_idx = stratified_split(labels, data_args.validation_split_ratio, seed)
         splits["validation"] = splits["train"].select(val_idx)
