@@ -377,3 +377,25 @@ def arguments_to_dict(*args) -> dict:
         else:
             out[type(obj).__name__.replace("Arguments", "").lower()] = dataclasses.asdict(obj)
     return json.loads(json.dumps(out, default=str))
+
+
+def options_reference() -> str:
+    """The configuration tables of the README, generated from the dataclasses (a test keeps them in sync)."""
+    base = {f.name for f in dataclasses.fields(TrainingArguments)}
+    sections = [("Model options", ModelArguments, None), ("Data options", DataArguments, None),
+                ("Training options (korclf's additions; every `transformers.TrainingArguments` option is accepted "
+                 "too)", KorclfTrainingArguments, base)]
+    lines = []
+    for title, cls, skip in sections:
+        lines += [f"### {title}", "", "| option | default | meaning |", "|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            if not f.init or (skip is not None and f.name in skip and f.name not in cls.__dict__.get(
+                    "__annotations__", {})):
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else None
+            meaning = f.metadata.get("help", "").replace("|", "\\|")
+            if f.metadata.get("choices"):
+                meaning += " One of: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
+            lines.append(f"| `{f.name}` | `{default}` | {meaning} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

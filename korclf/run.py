@@ -119,6 +119,8 @@ def build_tokenizer_and_model(model_args, data_args, prepared: PreparedSplits, b
     builder.set_tokenizer(tokenizers or tokenizer)
     builder.settings["column_tokenizers"] = column_tokenizer_folders(builder)
     model = build_model(model_args, data_args, tokenizer, prepared.label_names)
+    if getattr(model.config, "pad_token_id", None) is None:  # korclf heads: keep the config in step with the tokenizer
+        model.config.pad_token_id = tokenizer.pad_token_id
     embeddings = model.get_input_embeddings()
     if embeddings is not None and len(tokenizer) > embeddings.num_embeddings:
         model.resize_token_embeddings(len(tokenizer))

@@ -153,3 +153,13 @@ def test_yaml_no_is_read_as_the_word_for_string_options(tmp_path):
     path.write_text(f"train_file: x.tsv\noutput_dir: {tmp_path / 'o'}\nsave_strategy: no\n", encoding="utf-8")
     _, _, training = parse_config([str(path), "--eval_strategy", "no"])
     assert training.save_strategy == "no" and training.eval_strategy == "no"
+
+
+def test_readme_documents_every_option():
+    """The README's option tables are the ones generated from the dataclasses (no undocumented option)."""
+    from pathlib import Path
+
+    from korclf.arguments import options_reference
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert options_reference() in readme, "regenerate the README tables with korclf.arguments.options_reference()"
