@@ -156,6 +156,12 @@ def test_text_empty_after_normalisation(tmp_path):
                        normalize_keep_chars="hangul", empty_text="drop")
     assert prepared.report["splits"]["train"]["dropped_empty_normalized"] == 1
     assert rows[3]["id"] not in prepared.splits["train"]["id"]
+    # every row whose text normalisation altered is counted (an independent count of the same rule)
+    from korclf.text.normalize import TextNormalizer
+
+    normalizer = TextNormalizer.from_dict(prepared.report["normalization"])
+    altered = sum(normalizer([row["text"]])[0] != row["text"] for row in rows)
+    assert prepared.report["splits"]["train"]["rows_changed_by_normalization"] == altered > 0
 
 
 @pytest.mark.parametrize("ext,missing", [("csv", ""), ("jsonl", None), ("jsonl", float("nan")), ("tsv", "  ")])

@@ -74,7 +74,9 @@ def test_saved_config(quick_run):
 def test_reports(quick_run):
     report = read_json(quick_run / "data_report.json")
     train = report["splits"]["train"]
+    changed = train.pop("rows_changed_by_normalization")
     assert train == {"rows_read": 161, "dropped_empty_raw": 1, "rows_used": 160}
+    assert 0 < changed <= 160  # squeezed repeats and collapsed spaces in the sample texts
     assert report["validation_split"]["train_rows"] + report["validation_split"]["validation_rows"] == 160
     assert report["splits"]["test"]["rows_used"] == 120
     n_val = report["validation_split"]["validation_rows"]

@@ -109,6 +109,10 @@ def prepare_splits(model_args, data_args, seed: int, main_process_first=_no_barr
                                      ("normalize", normalization, columns), f"Normalising {name}",
                                      overwrite=data_args.overwrite_cache,
                                      num_proc=data_args.preprocessing_num_workers)
+            differs = [[a != b for a, b in zip(dataset[c], dataset[f"_raw_{c}"])] for c in columns]
+            changed = sum(any(flags) for flags in zip(*differs))
+            split_report["rows_changed_by_normalization"] = changed
+            logger.info("%s: normalisation changed the text of %d of %d row(s)", source, changed, len(dataset))
             dataset = _handle_empty(dataset, columns, source, data_args.empty_text, "normalized", split_report)
         split_report["rows_used"] = len(dataset)
         report["splits"][name] = split_report
