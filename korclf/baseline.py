@@ -10,7 +10,8 @@ Hyper-parameters (defaults):
   boundaries show up in the n-grams), ``sublinear_tf=True`` (1 + log tf: a repeated ㅋ or ! does not
   dominate), ``min_df=2`` (drops n-grams seen once: half the vocabulary, no accuracy lost).
 - ``features="morph"``: Kiwi morphemes without particles, endings and symbols
-  (``drop_pos=["J*", "E*", "S*"]``), then word 1-2-grams with the same TF-IDF settings.
+  (``drop_pos=["J*", "E*", "S*"]``), then word 1-2-grams with the same TF-IDF settings. When the
+  run's normaliser already ends with a morphemes step, its output is used as it is.
 - ``LogisticRegression(C=2.0, solver="lbfgs", max_iter=1000)``: lbfgs converges in a few dozen
   iterations on these features and fits several classes jointly (multinomial). ``C=2`` reproduces
   the reference figures of ``../shared/data`` (NSMC accuracy 87.4 %: measured 87.6 %, C=1 gives
@@ -19,6 +20,7 @@ Hyper-parameters (defaults):
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Optional, Sequence
@@ -32,11 +34,16 @@ from .errors import KorclfError
 from .reporting import evaluation_report, write_json, write_predictions
 from .text.morphemes import MorphemeFilter
 
+logger = logging.getLogger(__name__)
+
 FEATURES = {
     "char": {"analyzer": "char", "ngram_range": (1, 3)},
     "morph": {"analyzer": "word", "ngram_range": (1, 2), "token_pattern": r"\S+"},
 }
 MORPH_SETTINGS = {"drop_pos": ["J*", "E*", "S*"]}
+# Texts per Kiwi call: large enough for Kiwi's worker threads, small enough that a 150k-row split
+# never holds every analysis in memory at once.
+MORPH_BATCH = 5000
 
 
 def build_pipeline(features="char", ngram_range=None, max_features=None, class_weight=None, C=2.0, seed=42):
@@ -54,12 +61,27 @@ def build_pipeline(features="char", ngram_range=None, max_features=None, class_w
     )
 
 
-def _prepare(texts: Sequence[str], features: str, normalizer) -> list[str]:
+def analyse_morphemes(texts: Sequence[str], batch_size: int = MORPH_BATCH) -> list[str]:
+    """The ``morph`` feature text: Kiwi morphemes, particles / endings / symbols dropped, batch by batch."""
+    morphemes = MorphemeFilter(**MORPH_SETTINGS)
     texts = list(texts)
-    if normalizer is not None:
+    out: list[str] = []
+    for start in range(0, len(texts), batch_size):
+        out.extend(morphemes(texts[start:start + batch_size]))
+    return out
+
+
+def _own_morphemes(features: str, normalizer) -> Optional[dict]:
+    """The baseline's own Kiwi settings, or None when it uses none (char) or the normaliser's (morph)."""
+    return MORPH_SETTINGS if features == "morph" and not getattr(normalizer, "morphemes", None) else None
+
+
+def _prepare(texts: Sequence[str], features: str, normalizer, normalized: bool) -> list[str]:
+    texts = list(texts)
+    if normalizer is not None and not normalized:
         texts = normalizer(texts)
-    if features == "morph" and not getattr(normalizer, "morphemes", None):  # else the normalizer did it
-        texts = MorphemeFilter(**MORPH_SETTINGS)(texts)
+    if _own_morphemes(features, normalizer):  # else the normaliser did it
+        texts = analyse_morphemes(texts)
     return texts
 
 
@@ -83,6 +105,9 @@ def run_baseline(
     C: float = 2.0,
     seed: int = 42,
     normalizer=None,
+    normalized: bool = False,
+    ids: Optional[dict[str, Sequence]] = None,
+    shown_texts: Optional[dict[str, Sequence[str]]] = None,
 ) -> dict:
     """Train on ``train_*`` and score each split of ``eval_sets`` (name -> (texts, label ids or None)).
 
@@ -91,6 +116,11 @@ def run_baseline(
     confusion matrix; ``test`` and unlabeled splits get predictions (``predictions.tsv`` for
     ``test``, ``{name}_predictions.tsv`` otherwise). Everything is also gathered in
     ``baseline_results.json``. Returns ``{split: metrics}``.
+
+    ``normalizer``: the run's :class:`~korclf.text.normalize.TextNormalizer`, applied to every text
+    unless ``normalized`` says the texts went through it already (a run's prepared splits); either
+    way it is recorded. ``ids`` / ``shown_texts`` (split -> values) fill the id and text columns of
+    the predictions files (default: row numbers from 1 and the model's input text).
     """
     if len(train_texts) != len(train_labels):
         raise KorclfError(f"baseline: {len(train_texts)} training texts but {len(train_labels)} labels")
@@ -102,26 +132,29 @@ def run_baseline(
     os.makedirs(output_dir, exist_ok=True)
 
     start = time.perf_counter()
-    pipeline.fit(_prepare(train_texts, features, normalizer), list(train_labels))
+    pipeline.fit(_prepare(train_texts, features, normalizer, normalized), list(train_labels))
     train_seconds = time.perf_counter() - start
 
     results = {}
     for name, (texts, labels) in eval_sets.items():
-        probabilities = predict_proba(pipeline, _prepare(texts, features, normalizer), len(label_names))
+        inputs = _prepare(texts, features, normalizer, normalized)
+        probabilities = predict_proba(pipeline, inputs, len(label_names))
         metrics = {f"{name}_samples": len(texts)}
         if labels is not None:
             metrics.update(evaluation_report(labels, probabilities.argmax(-1), label_names, output_dir, name))
             write_json(os.path.join(output_dir, f"{name}_results.json"), metrics)
         if name == "test" or labels is None:
             filename = "predictions.tsv" if name == "test" else f"{name}_predictions.tsv"
-            write_predictions(os.path.join(output_dir, filename), range(1, len(texts) + 1), texts, probabilities,
-                              label_names)
+            row_ids = (ids or {}).get(name) or range(1, len(texts) + 1)
+            write_predictions(os.path.join(output_dir, filename), row_ids, (shown_texts or {}).get(name) or texts,
+                              probabilities, label_names)
         results[name] = metrics
 
     write_json(os.path.join(output_dir, "baseline_results.json"), {
         "model": "tfidf+logistic_regression",
         "settings": {**settings, "pipeline": repr(pipeline), "vocabulary_size": len(pipeline[0].vocabulary_),
-                     "normalization": normalizer.to_dict() if normalizer is not None else None},
+                     "normalization": normalizer.to_dict() if normalizer is not None else None,
+                     "morphemes": _own_morphemes(features, normalizer)},
         "train_samples": len(train_texts),
         "train_seconds": round(train_seconds, 2),
         "results": results,
@@ -131,13 +164,54 @@ def run_baseline(
 
 # Config split name -> metric prefix, as in a transformer run.
 SPLIT_PREFIXES = {"validation": "eval", "test": "test"}
+PAIR_SEPARATOR = " | "
+
+
+def _split_texts(prepared, split: str, raw: bool = False) -> list[str]:
+    """A split's text columns joined with `` | `` (sentence pairs); ``raw``: as read, before normalisation."""
+    dataset = prepared.splits[split]
+    columns = []
+    for column in prepared.text_columns:
+        shown = f"_raw_{column}"
+        columns.append(dataset[shown if raw and shown in dataset.column_names else column][:])
+    return [PAIR_SEPARATOR.join(parts) for parts in zip(*columns)]
+
+
+def baseline_for_prepared(prepared, data_args, output_dir: str, seed: int, features: str = "char") -> dict:
+    """The baseline on a run's already prepared splits (``report_baseline: true`` and ``korclf baseline``).
+
+    The texts are the run's normalised ones, so both models see the same input; train is
+    required, the validation split is scored as ``eval`` and the test split as ``test``.
+    Predictions carry the run's row ids and the texts as read. Returns ``{prefix: metrics}``.
+    """
+    if "train" not in prepared.splits:
+        raise KorclfError("the baseline needs a training split: set train_file (or dataset_name)")
+    id_column = data_args.id_column
+    eval_sets, ids, shown = {}, {}, {}
+    for split, prefix in SPLIT_PREFIXES.items():
+        if split not in prepared.splits:
+            continue
+        dataset = prepared.splits[split]
+        eval_sets[prefix] = (_split_texts(prepared, split), prepared.labels(split, data_args.label_column))
+        if id_column and id_column in dataset.column_names:
+            ids[prefix] = list(dataset[id_column])
+        shown[prefix] = _split_texts(prepared, split, raw=True)
+    results = run_baseline(_split_texts(prepared, "train"), prepared.labels("train", data_args.label_column),
+                           eval_sets, prepared.label_names, output_dir, features=features, seed=seed,
+                           normalizer=prepared.normalizer, normalized=True, ids=ids, shown_texts=shown)
+    for prefix, metrics in results.items():
+        if f"{prefix}_accuracy" in metrics:
+            logger.info("Baseline (TF-IDF %s + logistic regression) %s accuracy %.4f, macro-F1 %.4f", features,
+                        prefix, metrics[f"{prefix}_accuracy"], metrics[f"{prefix}_macro_f1"])
+    return results
 
 
 def run_baseline_from_config(argv: list[str]) -> dict:
     """``korclf baseline CONFIG.yaml [--key value ...]``: the floor on a run config's data.
 
     The splits are loaded, checked and normalised exactly as for training; several text columns
-    (sentence pairs) are joined with `` | ``. Files go to ``{output_dir}/baseline``.
+    (sentence pairs) are joined with `` | ``. ``baseline_features`` picks the features. Files go
+    to ``{output_dir}/baseline``.
     """
     from .arguments import parse_config
     from .data.prepare import prepare_splits
@@ -145,18 +219,8 @@ def run_baseline_from_config(argv: list[str]) -> dict:
 
     model_args, data_args, training_args = parse_config(argv)
     prepared = prepare_splits(model_args, data_args, training_args.seed)
-    if "train" not in prepared.splits:
-        raise KorclfError("korclf baseline needs a training split: set train_file (or dataset_name)")
-
-    def texts(split: str) -> list[str]:
-        columns = [prepared.splits[split][column][:] for column in prepared.text_columns]
-        return [" | ".join(parts) for parts in zip(*columns)]
-
-    eval_sets = {prefix: (texts(split), prepared.labels(split, data_args.label_column))
-                 for split, prefix in SPLIT_PREFIXES.items() if split in prepared.splits}
-    results = run_baseline(texts("train"), prepared.labels("train", data_args.label_column), eval_sets,
-                           prepared.label_names, os.path.join(training_args.output_dir, "baseline"),
-                           seed=training_args.seed)
+    results = baseline_for_prepared(prepared, data_args, os.path.join(training_args.output_dir, "baseline"),
+                                    training_args.seed, training_args.baseline_features)
     for prefix, metrics in results.items():
         if f"{prefix}_accuracy" in metrics:
             print(format_metrics_table(metrics, prefix, prepared.label_names), flush=True)

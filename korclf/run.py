@@ -233,7 +233,7 @@ def run(model_args, data_args, training_args) -> dict:
     if training_args.should_save:  # written first, so a crashed run still says how it was configured
         write_run_files(output_dir, resolved_config, prepared.report)
     results: dict = {}
-    if training_args.report_baseline and "train" in prepared.splits:
+    if training_args.report_baseline and "train" in prepared.splits and training_args.should_save:
         baseline = baseline_for_prepared(prepared, data_args, os.path.join(output_dir, "baseline"),
                                          training_args.seed, training_args.baseline_features)
         results["baseline"] = baseline

@@ -3,7 +3,11 @@
 import csv
 import json
 
+import numpy as np
 import pytest
+import yaml
+from helpers import LABELS as LABEL_NAMES
+from helpers import SAMPLE_TEST, base_config, read_json, read_predictions, read_tsv
 
 from korclf.baseline import run_baseline
 from korclf.errors import KorclfError
@@ -103,3 +107,117 @@ def test_from_config_uses_the_run_splits(tmp_path, capsys):
     assert results["test"]["test_accuracy"] > 0.7
     assert (tmp_path / "baseline" / "predictions.tsv").exists()
     assert "test metrics" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ morpheme features and `korclf baseline`
+
+MORPH_SENTENCES = ["학교에서 친구를 만났다.", "이 영화 정말 재미있어요!!", "배우들의 연기가 너무 어색했다 ㅋㅋ",
+                   "10000원이 아깝다...", "OST는 좋았지만 스토리가 별로"]
+
+
+def test_morph_features_drop_particles_endings_and_symbols():
+    from korclf.baseline import analyse_morphemes
+    from korclf.text.morphemes import get_kiwi
+
+    got = analyse_morphemes(MORPH_SENTENCES)
+    # reference: Kiwi's analysis, one sentence at a time, without every morpheme tagged as a particle (J*),
+    # an ending (E*) or a symbol (S*)
+    reference = [" ".join(t.form for t in get_kiwi().tokenize(text) if t.tag[0] not in "JES")
+                 for text in MORPH_SENTENCES]
+    assert got == reference
+    assert got[:3] == ["학교 친구 만나", "이 영화 정말 재미있", "배우 들 연기 너무 어색 하"]
+    # batches are analysed independently: any batch size gives the same strings
+    assert analyse_morphemes(MORPH_SENTENCES, batch_size=2) == got
+
+
+def _sample_config(tmp_path, **overrides) -> str:
+    """The shipped topic sample: all 480 training rows (15 % held out as validation), 120 test rows."""
+    config = base_config(tmp_path)
+    config.pop("max_train_samples")
+    config.update({"test_file": SAMPLE_TEST, "validation_split_ratio": 0.15, "normalize": True, **overrides})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("features", ["char", "morph"])
+def test_cli_baseline_command(tmp_path, capsys, features):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from korclf.baseline import MORPH_SETTINGS
+    from korclf.cli import main
+
+    argv = ["baseline", _sample_config(tmp_path)] + (["--baseline_features", "morph"] if features == "morph" else [])
+    assert main(argv) == 0
+    out = tmp_path / "out" / "baseline"
+    for prefix in ("eval", "test"):
+        assert (out / f"{prefix}_confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    eval_metrics, test_metrics = read_json(out / "eval_results.json"), read_json(out / "test_results.json")
+    assert eval_metrics["eval_samples"] == 72 and test_metrics["test_samples"] == 120
+    settings = read_json(out / "baseline_results.json")["settings"]
+    assert settings["features"] == features and settings["normalization"]["max_repeat"] == 2
+    assert settings["morphemes"] == (MORPH_SETTINGS if features == "morph" else None)
+    assert "test metrics" in capsys.readouterr().out
+
+    # predictions.tsv: the test file's ids and texts as written, in order; scored against the true labels
+    truth = read_tsv(SAMPLE_TEST)
+    rows = read_predictions(out)
+    assert [row["id"] for row in rows] == [row["id"] for row in truth]
+    assert [row["text"] for row in rows] == [row["text"] for row in truth]  # not the normalised text
+    assert "상장 첫날 주가 2배 뛰었다!!!!!" in [row["text"] for row in rows]
+    probabilities = np.array([[float(row[f"prob_{name}"]) for name in LABEL_NAMES] for row in rows])
+    assert [LABEL_NAMES[i] for i in probabilities.argmax(1)] == [row["label"] for row in rows]
+    y_true, y_pred = [row["label"] for row in truth], [row["label"] for row in rows]
+    assert test_metrics["test_accuracy"] == pytest.approx(accuracy_score(y_true, y_pred), abs=1e-12)
+    assert test_metrics["test_macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"), abs=1e-12)
+    assert test_metrics["test_accuracy"] > 0.7  # four clearly separated topics
+
+
+def test_cli_baseline_rejects_unknown_features(tmp_path, capsys):
+    from korclf.cli import main
+
+    assert main(["baseline", _sample_config(tmp_path), "--baseline_features", "bpe"]) == 2
+    assert "baseline_features" in capsys.readouterr().err
+
+
+def test_baseline_for_prepared_reuses_the_run_morphemes(tmp_path, monkeypatch):
+    """A run whose normaliser ends with Kiwi: the morph baseline trains on its output, no second analysis."""
+    from korclf import baseline
+    from korclf.arguments import parse_config
+    from korclf.data.prepare import prepare_splits
+
+    path = _sample_config(tmp_path, normalize=False, morpheme_drop_pos=["J*", "E*", "S*"], max_predict_samples=30)
+    model_args, data_args, training_args = parse_config([path])
+    prepared = prepare_splits(model_args, data_args, training_args.seed)
+    train_texts = prepared.splits["train"]["text"][:]
+    assert train_texts[:5] == baseline.analyse_morphemes(prepared.splits["train"]["_raw_text"][:5])
+
+    def analyse_again(texts, batch_size=0):
+        raise AssertionError("the texts were analysed by the run's normaliser already")
+
+    monkeypatch.setattr(baseline, "analyse_morphemes", analyse_again)
+    out = tmp_path / "prepared"
+    results = baseline.baseline_for_prepared(prepared, data_args, str(out), training_args.seed, "morph")
+    assert set(results) == {"eval", "test"} and results["test"]["test_samples"] == 30
+    summary = read_json(out / "baseline_results.json")
+    assert summary["settings"]["morphemes"] is None
+    assert summary["settings"]["normalization"]["morphemes"]["drop_pos"] == ["J*", "E*", "S*"]
+    assert summary["train_samples"] == len(train_texts) == 408
+    # the vocabulary is that of the analysed training texts: word 1-2-grams seen in >= 2 texts
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    counts = CountVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+", lowercase=True, min_df=2)
+    assert summary["settings"]["vocabulary_size"] == len(counts.fit(train_texts).vocabulary_)
+
+
+def test_training_run_with_report_baseline_writes_the_floor_beside_the_model(tmp_path, capsys):
+    from helpers import read_json, run_config
+
+    result = run_config(tmp_path, report_baseline=True, max_steps=2)
+    assert result.rc == 0
+    floor = read_json(f"{result.output_dir}/baseline/eval_results.json")
+    model = read_json(f"{result.output_dir}/eval_results.json")
+    assert floor["eval_samples"] == model["eval_samples"]  # the same validation rows
+    out = capsys.readouterr().out
+    assert "TF-IDF + logistic-regression floor" in out
+    assert f"{floor['eval_accuracy']:.4f}" in out and f"{model['eval_accuracy']:.4f}" in out

@@ -31,6 +31,16 @@ def test_repeated_characters_are_squeezed(max_repeat, expected):
     assert TextNormalizer(max_repeat=max_repeat)(["웃겨 ㅋㅋㅋㅋㅋ 진짜!!!! ㅠㅠ"]) == [expected]
 
 
+@pytest.mark.parametrize("max_repeat", [1, 2, 3])
+def test_digits_are_never_squeezed(max_repeat):
+    """Runs of digits are amounts, years and phone numbers: squeezing them loses data (10000원 → 100원)."""
+    texts = ["10000원", "2000년 1111번 버스", "010-2222-3333", "１０００００원", "평점 10점 만점에 0000점"]
+    assert TextNormalizer(max_repeat=max_repeat)(texts) == texts
+    # elongations next to the amount are still squeezed
+    squeezed = {1: "10000원 ㅋ ! .", 2: "10000원 ㅋㅋ !! ..", 3: "10000원 ㅋㅋㅋ !!! ..."}[max_repeat]
+    assert TextNormalizer(max_repeat=max_repeat)(["10000원 ㅋㅋㅋㅋ !!!!! ......"]) == [squeezed]
+
+
 def test_max_repeat_keeps_short_runs_and_rejects_zero():
     assert TextNormalizer(max_repeat=2)(["ㅋㅋ 좋아요 100"]) == ["ㅋㅋ 좋아요 100"]
     with pytest.raises(KorclfError, match="max_repeat"):

@@ -10,7 +10,7 @@ from typing import Optional
 from datasets import Dataset
 
 from ..errors import KorclfError, where
-from ..text.normalize import TextNormalizer
+from ..text.normalize import NORMALIZER_REVISION, TextNormalizer
 from .loading import build_label_list, check_labels, find_empty_texts, load_splits, require_columns, stratified_split
 from .processing import ColumnNormalizer, cached_map
 
@@ -106,7 +106,7 @@ def prepare_splits(model_args, data_args, seed: int, main_process_first=_no_barr
         if normalizer is not None:
             with main_process_first(desc=f"normalising {name}"):
                 dataset = cached_map(dataset, ColumnNormalizer(normalizer, columns),
-                                     ("normalize", normalization, columns), f"Normalising {name}",
+                                     ("normalize", NORMALIZER_REVISION, normalization, columns), f"Normalising {name}",
                                      overwrite=data_args.overwrite_cache,
                                      num_proc=data_args.preprocessing_num_workers)
             differs = [[a != b for a, b in zip(dataset[c], dataset[f"_raw_{c}"])] for c in columns]

@@ -25,6 +25,10 @@ CHAR_CLASSES = {
 _WHITESPACE = re.compile(r"\s+")
 
 
+#: Bumped whenever the normaliser's output changes for the same settings (2: digits are never squeezed),
+#: so the datasets cache of an older korclf is not reused.
+NORMALIZER_REVISION = 2
+
 def _keep_pattern(keep_chars: str) -> re.Pattern:
     """Regex matching every character *outside* the kept set.
 
@@ -45,7 +49,8 @@ class TextNormalizer:
     """Callable that normalises a batch of texts.
 
     Steps, in order: Unicode NFC; removal of characters outside ``keep_chars`` (replaced by a
-    space); squeezing of runs of one character longer than ``max_repeat`` (ㅋㅋㅋㅋㅋ → ㅋㅋ);
+    space); squeezing of runs of one character longer than ``max_repeat`` (ㅋㅋㅋㅋㅋ → ㅋㅋ; digits
+    are never squeezed: 10000원 stays);
     whitespace collapse and strip; optional morpheme analysis (``morphemes`` settings, see
     :mod:`korclf.text.morphemes`).
     """
@@ -66,7 +71,8 @@ class TextNormalizer:
         self.keep_chars = keep_chars
         self.morphemes = dict(morphemes) if morphemes else None
         self._drop = _keep_pattern(keep_chars) if keep_chars else None
-        self._repeat = re.compile(r"(.)\1{%d,}" % max_repeat) if max_repeat else None
+        # digits are exempt: "10000원" is an amount, not an elongation like ㅋㅋㅋㅋ or !!!!
+        self._repeat = re.compile(r"([^\d\n])\1{%d,}" % max_repeat) if max_repeat else None
         self._morpheme_filter = None
         if self.morphemes:
             from .morphemes import MorphemeFilter
