@@ -92,3 +92,28 @@ def test_predict_rbert_and_multi_encoder_reproduce_their_runs(tmp_path):
     korclf.predict(multi.output_dir, str(tmp_path / "mc_test.tsv"), output_file=str(tmp_path / "mc.tsv"),
                    batch_size=4, progress=False)
     assert_same_predictions(read_predictions(multi.output_dir), read_tsv(tmp_path / "mc.tsv"))
+
+
+def test_multi_encoder_with_a_different_backbone_per_column(tmp_path):
+    """encoder_paths with two checkpoints (different vocabularies): each column keeps its own tokenizer,
+    saved with the model, and prediction from the folder reproduces the run."""
+    from transformers import AutoTokenizer
+
+    from helpers import make_checkpoint
+    from korclf.scratch import train_tokenizer
+
+    bert = make_checkpoint(tmp_path / "bert", "bert")
+    other = train_tokenizer([row["text"] for row in sample_rows("train", 40)], "wordpiece", 300, 64)
+    electra = make_checkpoint(tmp_path / "electra", "electra", tokenizer=other)
+    write_table(tmp_path / "train.tsv", two_column_rows("train", 60))
+    write_table(tmp_path / "test.tsv", two_column_rows("test", 16))
+    result = run_config(tmp_path / "run", model_name_or_path=bert, encoder_paths=[bert, electra],
+                        train_file=str(tmp_path / "train.tsv"), test_file=str(tmp_path / "test.tsv"),
+                        model_kind="multi_encoder", text_columns=["title", "body"], pooling="first",
+                        do_predict=True, max_steps=2, max_train_samples=None, max_length=24)
+    assert result.rc == 0
+    saved = AutoTokenizer.from_pretrained(f"{result.output_dir}/tokenizer_body")
+    assert len(saved) == len(AutoTokenizer.from_pretrained(electra)) != len(AutoTokenizer.from_pretrained(bert))
+    korclf.predict(result.output_dir, str(tmp_path / "test.tsv"), output_file=str(tmp_path / "p.tsv"),
+                   progress=False)
+    assert_same_predictions(read_predictions(result.output_dir), read_tsv(tmp_path / "p.tsv"))
