@@ -178,6 +178,16 @@ class RunContext:
             signature_columns=self.builder.signature_columns(model),
         )
 
+    def write_card(self, folder: str, metrics: dict, repo_id: Optional[str] = None) -> None:
+        """The model card (``README.md``) of a saved model folder."""
+        model_args, data_args = self.model_args, self.data_args
+        write_model_card(folder, base_model=model_args.encoder_paths or model_args.model_name_or_path,
+                         model_kind=model_args.model_kind, label_names=self.prepared.label_names,
+                         data=data_args.dataset_name or {"train": data_args.train_file,
+                                                         "validation": data_args.validation_file,
+                                                         "test": data_args.test_file},
+                         config=self.resolved_config, metrics=metrics, repo_id=repo_id)
+
     def resample(self, train_dataset, model, output_dir: Optional[str], report_key: str = "resampling"):
         """The training rows after ``resample`` (imbalanced-learn on TF-IDF or encoder features); train split only."""
         data_args = self.data_args
@@ -225,6 +235,7 @@ def run(model_args, data_args, training_args) -> dict:
     tokenized = encode_splits(builder, prepared, data_args, training_args)
     context = RunContext(model_args, data_args, training_args, prepared, builder, tokenizer, settings, tokenized)
     resolved_config = arguments_to_dict(model_args, data_args, training_args)  # before defer_push changes it
+    context.resolved_config = resolved_config
     if kfold and training_args.push_to_hub:
         raise KorclfError("push_to_hub with n_folds: a k-fold folder holds several models; push a fold folder "
                           "(fold_0, ...) or train once without n_folds")
@@ -246,12 +257,7 @@ def run(model_args, data_args, training_args) -> dict:
         if "baseline" in results:
             _print_floor(results)
     if not kfold and training_args.do_train and training_args.should_save:
-        write_model_card(output_dir, base_model=model_args.encoder_paths or model_args.model_name_or_path,
-                         model_kind=model_args.model_kind, label_names=prepared.label_names,
-                         data=data_args.dataset_name or {"train": data_args.train_file,
-                                                         "validation": data_args.validation_file,
-                                                         "test": data_args.test_file},
-                         config=resolved_config, metrics=results, repo_id=push.repo_id)
+        context.write_card(output_dir, results, push.repo_id)
     if push.enabled and training_args.do_train and not kfold:  # every process calls it; only the main one uploads
         results["hub"] = publish(context.last_trainer, push, output_dir)
     return results
@@ -335,7 +341,11 @@ def run_folds(context: RunContext, first_model) -> dict:
         if trainer.is_world_process_zero():
             save_column_tokenizers(context.builder, fold_args.output_dir)
         results[f"fold_{k}_train_runtime"] = train_result.metrics.get("train_runtime")
-        oof.append(predict_probabilities(trainer, held_out, "oof")[0])
+        fold_probabilities = predict_probabilities(trainer, held_out, "eval")[0]
+        oof.append(fold_probabilities)
+        if main:  # each fold folder is a complete model repo with its own card (metrics on its held-out part)
+            context.write_card(fold_args.output_dir, evaluation_report(
+                held_out["labels"], fold_probabilities.argmax(-1), prepared.label_names, None, "eval"))
         for name in per_split:
             if name in tokenized:
                 per_split[name].append(predict_probabilities(trainer, tokenized[name], "test")[0])

@@ -180,6 +180,9 @@ def test_kfold_oof_ensemble_and_predict(tmp_path):
     assert sorted(row["id"] for row in oof) == sorted(row["id"] for row in sample_rows("train", 60))
     assert read_json(f"{out}/oof_results.json")["oof_samples"] == 60
     assert read_json(f"{out}/ensemble.json")["folds"] == ["fold_0", "fold_1", "fold_2"]
+    for k in range(3):
+        card = open(f"{out}/fold_{k}/README.md", encoding="utf-8").read()
+        assert "| macro_f1 |" in card and "| accuracy |" in card
     # the ensemble's test probabilities are the mean of the three fold models' own predictions
     folds = [korclf.predict(f"{out}/fold_{k}", str(tmp_path / "test.tsv"), progress=False).probabilities
              for k in range(3)]
