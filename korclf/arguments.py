@@ -340,8 +340,24 @@ def parse_config(argv: list[str]) -> tuple[ModelArguments, DataArguments, Korclf
     return model_args, data_args, training_args
 
 
+PATH_OPTIONS = ("model_name_or_path", "tokenizer_name", "encoder_paths", "cache_dir", "train_file",
+                "validation_file", "test_file", "output_dir", "resume_from_checkpoint")
+
+
+def _expand_home(*objects) -> None:
+    """``~/models/e5`` works in configs as in a shell (transformers would read it as a hub id)."""
+    for obj in objects:
+        for name in PATH_OPTIONS:
+            value = getattr(obj, name, None)
+            if isinstance(value, str) and value.startswith("~"):
+                setattr(obj, name, os.path.expanduser(value))
+            elif isinstance(value, list):
+                setattr(obj, name, [os.path.expanduser(v) if isinstance(v, str) else v for v in value])
+
+
 def validate_arguments(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
     """Cross-field checks that dataclass typing cannot express."""
+    _expand_home(model_args, data_args, training_args)
     if not (data_args.train_file or data_args.dataset_name or data_args.test_file):
         raise KorclfError("no data: set 'train_file' (and optionally validation_file/test_file) or 'dataset_name'")
     if training_args.do_train and not (data_args.train_file or data_args.dataset_name):

@@ -163,3 +163,14 @@ def test_readme_documents_every_option():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert options_reference() in readme, "regenerate the README tables with korclf.arguments.options_reference()"
+
+
+def test_home_in_paths_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "c.yaml"
+    path.write_text("model_name_or_path: ~/models/e5\ntrain_file: ~/data/train.tsv\noutput_dir: ~/out\n"
+                    "model_kind: multi_encoder\ntext_columns: [a, b]\nencoder_paths: [~/m1, ~/m2]\n", encoding="utf-8")
+    model, data, training = parse_config([str(path)])
+    assert model.model_name_or_path == str(tmp_path / "models" / "e5")
+    assert model.encoder_paths == [str(tmp_path / "m1"), str(tmp_path / "m2")]
+    assert data.train_file == str(tmp_path / "data" / "train.tsv") and training.output_dir == str(tmp_path / "out")
