@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SHARED_DATA, print_table, write_results  # noqa: E402
+from common import SHARED_DATA, print_table, recipe_argv, write_results  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -126,14 +126,6 @@ def write_test_copy(path: str, rows: int, order: str, tokenizer_dir: str) -> str
 
 
 # ---------------------------------------------------------------------------------------------- runs --
-def recipe_argv(overrides: dict) -> list[str]:
-    argv = [CONFIG]
-    for key, value in overrides.items():
-        if value is not None:
-            argv += [f"--{key}", json.dumps(value) if isinstance(value, (list, dict)) else str(value)]
-    return argv
-
-
 @contextlib.contextmanager
 def phase_clock(phases: dict):
     """Wall and process CPU seconds of every ``Trainer.train`` / ``Trainer.predict`` call, by name.
@@ -192,7 +184,7 @@ def train(rows, args, mode: dict, encoder: str, test_file: str, output_dir: str,
     }
     if args.device == "cpu":
         overrides["per_device_eval_batch_size"] = args.eval_batch_size
-    argv = recipe_argv(overrides)
+    argv = recipe_argv(overrides, CONFIG)
     print("\nrecipe: korclf.run.run(*parse_config(" + " ".join(os.path.relpath(a, ROOT) if a == CONFIG else a
                                                             for a in argv) + "))", flush=True)
     start, phases = time.perf_counter(), {}

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SHARED_DATA, print_table, write_results  # noqa: E402
+from common import SHARED_DATA, budget_options, print_table, run_recipe, write_results  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -66,9 +64,6 @@ def official_f1(output_dir: str, test_file: str, labels: list[str]) -> float:
 
 
 def train(name: str, overrides: dict, args, workdir: str) -> dict:
-    from korclf.arguments import parse_config
-    from korclf.run import run
-
     with open(os.path.join(SHARED_DATA, "semeval2010_task8", "labels.txt"), encoding="utf-8") as handle:
         labels = [line.strip() for line in handle if line.strip()]
     config = {
@@ -78,35 +73,10 @@ def train(name: str, overrides: dict, args, workdir: str) -> dict:
         "id_column": "id",
         "label_list": labels,  # the test split has a label the training split lacks
         "max_length": 128,
-        "max_train_samples": args.train_rows,
-        "output_dir": os.path.join(workdir, name),
-        "cache_dir": os.path.join(workdir, "cache"),
-        "overwrite_output_dir": True,
-        "do_train": True,
-        "do_eval": False,
-        "do_predict": True,
-        "num_train_epochs": args.epochs,
-        "learning_rate": args.lr,
-        "per_device_train_batch_size": args.batch_size,
-        "per_device_eval_batch_size": 128,
-        "warmup_steps": 0.1,
-        "weight_decay": 0.01,
-        "train_sampling_strategy": "group_by_length",
-        "save_strategy": "no",
-        "eval_strategy": "no",
-        "logging_steps": 50,
-        "report_to": "none",
-        "disable_tqdm": True,
-        "seed": args.seed,
+        **budget_options(workdir, name, args),
         **overrides,
     }
-    argv = []
-    for key, value in config.items():
-        if value is not None:
-            argv += [f"--{key}", json.dumps(value) if isinstance(value, list) else str(value)]
-    start = time.perf_counter()
-    results = run(*parse_config(argv))
-    seconds = time.perf_counter() - start
+    results, seconds = run_recipe(config)
     return {"name": name, "semeval_f1": official_f1(config["output_dir"], config["test_file"], labels),
             "accuracy": results["test_accuracy"],
             "macro_f1": results["test_macro_f1"], "train_samples_per_second": results["train_samples_per_second"],

@@ -43,3 +43,49 @@ def write_results(name: str, results: dict) -> str:
         json.dump({"machine": machine_info(), **results}, handle, ensure_ascii=False, indent=2)
     print(f"\nresults written to {path}")
     return path
+
+
+def recipe_argv(options: dict, config_file: str | None = None) -> list[str]:
+    """``[CONFIG] --key value ...`` for ``korclf.arguments.parse_config`` (lists and dicts as JSON; None left out)."""
+    argv = [config_file] if config_file else []
+    for key, value in options.items():
+        if value is not None:
+            argv += [f"--{key}", json.dumps(value) if isinstance(value, (list, dict)) else str(value)]
+    return argv
+
+
+def run_recipe(options: dict, config_file: str | None = None) -> tuple[dict, float]:
+    """The training recipe users run (``korclf.run.run``) on these options: (results, wall seconds)."""
+    from korclf.arguments import parse_config
+    from korclf.run import run
+
+    start = time.perf_counter()
+    results = run(*parse_config(recipe_argv(options, config_file)))
+    return results, time.perf_counter() - start
+
+
+def budget_options(workdir: str, name: str, args, eval_batch_size: int = 128, logging_steps: int = 50) -> dict:
+    """Training options shared by the models a bench compares: same budget, length-grouped batches, test
+    predictions, no checkpoints. ``args`` carries ``train_rows``, ``epochs``, ``lr``, ``batch_size``, ``seed``."""
+    return {
+        "max_train_samples": args.train_rows,
+        "output_dir": os.path.join(workdir, name),
+        "cache_dir": os.path.join(workdir, "cache"),
+        "overwrite_output_dir": True,
+        "do_train": True,
+        "do_eval": False,
+        "do_predict": True,
+        "num_train_epochs": args.epochs,
+        "learning_rate": args.lr,
+        "per_device_train_batch_size": args.batch_size,
+        "per_device_eval_batch_size": eval_batch_size,
+        "warmup_steps": 0.1,
+        "weight_decay": 0.01,
+        "train_sampling_strategy": "group_by_length",
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "logging_steps": logging_steps,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": args.seed,
+    }

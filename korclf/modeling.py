@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Optional
 
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .arguments import SCRATCH
 from .errors import KorclfError

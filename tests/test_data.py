@@ -12,7 +12,6 @@ from helpers import LABELS, SAMPLE_TRAIN, sample_rows, tiny_tokenizer, write_tab
 from transformers import BertConfig, XLMRobertaConfig
 
 from korclf.arguments import parse_config
-from korclf.data import processing
 from korclf.data.loading import load_file, load_hub, stratified_split
 from korclf.data.prepare import prepare_splits
 from korclf.data.processing import PaddingCollator, TextEncoder, resolve_max_length

@@ -7,7 +7,6 @@ import random
 
 import numpy as np
 import pytest
-import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from helpers import read_json, read_predictions, run_config, sample_rows, write_table
