@@ -149,14 +149,20 @@ def make_compute_metrics(label_names: Sequence[str], relation_metrics: Optional[
         logits, y_true = logits[keep], y_true[keep]
         y_pred = logits.argmax(axis=-1)
         metrics = classification_metrics(y_true, y_pred, label_names)
-        if relation_metrics == "klue":
-            metrics["klue_micro_f1"] = klue_re_micro_f1(y_true, y_pred, label_names)
-            metrics["klue_auprc"] = klue_re_auprc(y_true, softmax(logits), len(label_names))
-        elif relation_metrics == "semeval":
-            metrics["semeval_f1"] = semeval_official_f1(y_true, y_pred, label_names)
+        if relation_metrics is not None:
+            metrics.update(relation_scores(relation_metrics, y_true, softmax(logits), label_names))
         return metrics
 
     return compute_metrics
+
+
+def relation_scores(kind: str, y_true, probabilities: np.ndarray, label_names: Sequence[str]) -> dict[str, float]:
+    """The standard RE scores: KLUE-RE micro-F1 and AUPRC (``kind="klue"``) or SemEval's official F1."""
+    y_pred = np.asarray(probabilities).argmax(axis=-1)
+    if kind == "klue":
+        return {"klue_micro_f1": klue_re_micro_f1(y_true, y_pred, label_names),
+                "klue_auprc": klue_re_auprc(y_true, probabilities, len(label_names))}
+    return {"semeval_f1": semeval_official_f1(y_true, y_pred, label_names)}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -43,9 +43,14 @@ def _load(loader, name_or_path: str, what: str, **kwargs):
         ) from None
 
 
+def trains_own_tokenizer(model_args) -> bool:
+    """``scratch`` without a ``tokenizer_name``: the tokenizer is trained on the training texts."""
+    return model_args.model_name_or_path == SCRATCH and not model_args.tokenizer_name
+
+
 def load_tokenizer(model_args, train_texts: Optional[list[str]] = None):
     """The model's tokenizer, or one trained on ``train_texts`` for ``scratch``."""
-    if model_args.model_name_or_path == SCRATCH and not model_args.tokenizer_name:
+    if trains_own_tokenizer(model_args):
         if not train_texts:
             raise KorclfError("model_name_or_path: scratch needs training data to train its tokenizer")
         return train_tokenizer(train_texts, model_args.scratch_tokenizer, model_args.scratch_vocab_size,

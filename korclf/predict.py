@@ -50,7 +50,7 @@ class Predictions:
         write_predictions(path, self.ids, self.texts, self.probabilities, self.label_names)
 
 
-def default_settings(model, text_column: str) -> dict:
+def default_settings(text_column: str) -> dict:
     """Settings for a folder trained outside korclf: one text column, no normalisation, the tokenizer's limit."""
     return {"model_kind": "sequence", "text_column": text_column, "text_pair_column": None, "normalization": None,
             "max_length": None, "label_column": None, "id_column": "id"}
@@ -69,7 +69,7 @@ class Predictor:
             raise KorclfError(f"model folder '{model_dir}' has no config.json (and no {ENSEMBLE_FILE})")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(self.device).eval()
-        settings = dict(getattr(self.model.config, "korclf", None) or default_settings(self.model, "text"))
+        settings = dict(getattr(self.model.config, "korclf", None) or default_settings("text"))
         if text_column:
             if settings["model_kind"] == "multi_encoder":
                 raise KorclfError("--text-column does not apply to a multi-encoder model; it reads "
@@ -157,15 +157,16 @@ def predict(model_dir: str, input_file: Union[str, Sequence[str]], *, text_colum
     """
     dirs, combine = _model_dirs(model_dir)
     fold_probabilities, result = [], None
+    raw = load_file(input_file) if isinstance(input_file, str) else None  # read once for every fold
+    source = input_file if raw is not None else "texts"
     for folder in dirs:
         predictor = Predictor(folder, device=device, text_column=text_column)
-        if isinstance(input_file, str):
-            dataset, source = load_file(input_file), input_file
-        else:
+        dataset = raw
+        if dataset is None:
             from datasets import Dataset
 
             column = predictor.settings["text_column"]
-            dataset, source = Dataset.from_dict({column: [str(text) for text in input_file]}), "texts"
+            dataset = Dataset.from_dict({column: [str(text) for text in input_file]})
         dataset, ids, texts = predictor.prepare(dataset, source, id_column)
         fold_probabilities.append(predictor.probabilities(dataset, source, batch_size, progress))
         if result is None:

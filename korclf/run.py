@@ -29,10 +29,10 @@ from .data.resample import encoder_embedder, resample_indices
 from .errors import KorclfError
 from .hub import defer_push, publish
 from .kfold import assemble_oof, ensemble_probabilities, fold_indices, write_oof_predictions
-from .metrics import klue_re_auprc, klue_re_micro_f1, make_compute_metrics, semeval_official_f1, softmax
+from .metrics import make_compute_metrics, relation_scores, softmax
 from .model_card import write_model_card
 from .modeling import (build_model, column_tokenizer_folders, load_column_tokenizers, load_tokenizer,
-                       save_column_tokenizers)
+                       save_column_tokenizers, trains_own_tokenizer)
 from .predict import ENSEMBLE_FILE
 from .reporting import evaluation_report, format_metrics_table, write_json, write_predictions, write_run_files
 from .trainer import KorclfTrainer, early_stopping_callbacks, loss_from_arguments
@@ -109,7 +109,7 @@ def _position_config(model):
 def build_tokenizer_and_model(model_args, data_args, prepared: PreparedSplits, builder):
     """Tokenizer(s) and classifier; R-BERT's ``plain`` marker tokens are added and embeddings resized."""
     train = prepared.splits.get("train")
-    train_texts = builder.tokenizer_texts(train) if train is not None else None
+    train_texts = builder.tokenizer_texts(train) if train is not None and trains_own_tokenizer(model_args) else None
     tokenizer = load_tokenizer(model_args, train_texts)
     if model_args.model_kind == "rbert":
         added = add_marker_tokens(tokenizer, data_args.entity_marker)
@@ -118,14 +118,18 @@ def build_tokenizer_and_model(model_args, data_args, prepared: PreparedSplits, b
     tokenizers = load_column_tokenizers(model_args, data_args, tokenizer)
     builder.set_tokenizer(tokenizers or tokenizer)
     builder.settings["column_tokenizers"] = column_tokenizer_folders(builder)
-    model = build_model(model_args, data_args, tokenizer, prepared.label_names)
-    if getattr(model.config, "pad_token_id", None) is None:  # korclf heads: keep the config in step with the tokenizer
+    return tokenizer, fit_to_tokenizer(build_model(model_args, data_args, tokenizer, prepared.label_names), tokenizer)
+
+
+def fit_to_tokenizer(model, tokenizer):
+    """Embeddings large enough for added marker tokens; the pad id of korclf heads in step with the tokenizer."""
+    if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     embeddings = model.get_input_embeddings()
     if embeddings is not None and len(tokenizer) > embeddings.num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
         logger.info("Resized the input embeddings to %d tokens", len(tokenizer))
-    return tokenizer, model
+    return model
 
 
 def encode_splits(builder, prepared: PreparedSplits, data_args, training_args) -> dict:
@@ -142,9 +146,12 @@ def encode_splits(builder, prepared: PreparedSplits, data_args, training_args) -
     return tokenized
 
 
+def _relation_kind(settings: dict) -> Optional[str]:
+    return settings["entity_format"] if settings["model_kind"] == "rbert" else None
+
+
 def _compute_metrics(prepared: PreparedSplits, settings: dict):
-    relation = settings["entity_format"] if settings["model_kind"] == "rbert" else None
-    return make_compute_metrics(prepared.label_names, **({"relation_metrics": relation} if relation else {}))
+    return make_compute_metrics(prepared.label_names, relation_metrics=_relation_kind(settings))
 
 
 class RunContext:
@@ -157,9 +164,8 @@ class RunContext:
 
     def new_model(self):
         """A fresh classifier (k-fold trains one per fold), configured like the first."""
-        model = build_model(self.model_args, self.data_args, self.tokenizer, self.prepared.label_names)
-        if len(self.tokenizer) > model.get_input_embeddings().num_embeddings:
-            model.resize_token_embeddings(len(self.tokenizer))
+        model = fit_to_tokenizer(build_model(self.model_args, self.data_args, self.tokenizer,
+                                             self.prepared.label_names), self.tokenizer)
         model.config.korclf = self.settings
         return model
 
@@ -399,14 +405,11 @@ def length_order(dataset) -> np.ndarray:
 
 
 def relation_report(settings: dict, labels, probabilities: np.ndarray, label_names: list[str], prefix: str) -> dict:
-    """The standard RE scores next to accuracy / macro-F1: KLUE-RE micro-F1 and AUPRC, or SemEval's official F1."""
-    if settings.get("model_kind") != "rbert":
+    """The standard RE scores next to accuracy / macro-F1 for R-BERT runs, with the split's prefix."""
+    kind = _relation_kind(settings)
+    if kind is None:
         return {}
-    predicted = probabilities.argmax(-1)
-    if settings["entity_format"] == "klue":
-        return {f"{prefix}_klue_micro_f1": klue_re_micro_f1(labels, predicted, label_names),
-                f"{prefix}_klue_auprc": klue_re_auprc(labels, probabilities, len(label_names))}
-    return {f"{prefix}_semeval_f1": semeval_official_f1(labels, predicted, label_names)}
+    return {f"{prefix}_{k}": v for k, v in relation_scores(kind, labels, probabilities, label_names).items()}
 
 
 def report_split(context: RunContext, dataset, probabilities: np.ndarray, split: str, prefix: str, output_dir: str,

@@ -233,10 +233,15 @@ def read_json(path: str | os.PathLike):
         return json.load(handle)
 
 
-def read_predictions(output_dir: str | os.PathLike) -> list[dict]:
-    """Rows of ``predictions.tsv`` (written by ``csv`` with minimal quoting)."""
-    with open(Path(output_dir) / "predictions.tsv", encoding="utf-8", newline="") as handle:
+def read_output_tsv(path: str | os.PathLike) -> list[dict]:
+    """Rows of a tsv korclf wrote (``predictions.tsv``, ``oof_predictions.tsv``: ``csv`` with minimal quoting)."""
+    with open(path, encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def read_predictions(output_dir: str | os.PathLike) -> list[dict]:
+    """Rows of a run's ``predictions.tsv``."""
+    return read_output_tsv(Path(output_dir) / "predictions.tsv")
 
 
 def reload_and_predict(output_dir: str | os.PathLike, texts: Sequence[str]):

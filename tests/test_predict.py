@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 
 import korclf
 from korclf.cli import main as cli_main
-from helpers import read_predictions, run_config, sample_rows, write_table
+from helpers import read_output_tsv, read_predictions, run_config, sample_rows, write_table
 from test_run_kinds import RBERT, semeval_rows, two_column_rows
-
-
-def read_tsv(path) -> list[dict]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
 
 
 def assert_same_predictions(expected: list[dict], actual: list[dict]) -> None:
@@ -44,7 +37,7 @@ def test_cli_predict_reproduces_the_run(sequence_run, tmp_path, capsys):
     output = tmp_path / "out.tsv"
     assert cli_main(["predict", "--model", folder, "--input", str(test_file), "--output", str(output),
                      "--batch-size", "7"]) == 0
-    assert_same_predictions(read_predictions(folder), read_tsv(output))
+    assert_same_predictions(read_predictions(folder), read_output_tsv(output))
     assert "Wrote 50 predictions" in capsys.readouterr().out
 
 
@@ -80,7 +73,7 @@ def test_predict_rbert_and_multi_encoder_reproduce_their_runs(tmp_path):
     got = korclf.predict(rbert.output_dir, str(tmp_path / "re_test.tsv"), output_file=str(tmp_path / "re.tsv"),
                          batch_size=3, progress=False)
     assert len(got.ids) == 20
-    assert_same_predictions(read_predictions(rbert.output_dir), read_tsv(tmp_path / "re.tsv"))
+    assert_same_predictions(read_predictions(rbert.output_dir), read_output_tsv(tmp_path / "re.tsv"))
 
     write_table(tmp_path / "mc_train.tsv", two_column_rows("train", 60))
     write_table(tmp_path / "mc_test.tsv", two_column_rows("test", 20))
@@ -91,7 +84,7 @@ def test_predict_rbert_and_multi_encoder_reproduce_their_runs(tmp_path):
     assert multi.rc == 0
     korclf.predict(multi.output_dir, str(tmp_path / "mc_test.tsv"), output_file=str(tmp_path / "mc.tsv"),
                    batch_size=4, progress=False)
-    assert_same_predictions(read_predictions(multi.output_dir), read_tsv(tmp_path / "mc.tsv"))
+    assert_same_predictions(read_predictions(multi.output_dir), read_output_tsv(tmp_path / "mc.tsv"))
 
 
 def test_multi_encoder_with_a_different_backbone_per_column(tmp_path):
@@ -116,4 +109,4 @@ def test_multi_encoder_with_a_different_backbone_per_column(tmp_path):
     assert len(saved) == len(AutoTokenizer.from_pretrained(electra)) != len(AutoTokenizer.from_pretrained(bert))
     korclf.predict(result.output_dir, str(tmp_path / "test.tsv"), output_file=str(tmp_path / "p.tsv"),
                    progress=False)
-    assert_same_predictions(read_predictions(result.output_dir), read_tsv(tmp_path / "p.tsv"))
+    assert_same_predictions(read_predictions(result.output_dir), read_output_tsv(tmp_path / "p.tsv"))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from helpers import read_json, read_predictions, run_config, sample_rows, write_table
+from helpers import (logged_losses, read_json, read_output_tsv, read_predictions, run_config, sample_rows,
+                     write_table)
 
 RELATIONS = {"in": "Located-In(e1,e2)", "of": "Part-Of(e1,e2)", "with": "Other"}
 NOUNS = ["engine", "car", "city", "house", "river", "door", "wheel", "garden", "roof", "valley", "bridge", "tower"]
@@ -140,8 +141,7 @@ def test_multi_encoder_run_learns_and_predicts(tmp_path, share, fusion):
                         fusion=fusion, pooling="mean", max_length=["auto", 32], do_predict=True, max_steps=60,
                         max_train_samples=None)
     assert result.rc == 0
-    losses = json.load(open(f"{result.output_dir}/trainer_state.json"))["log_history"]
-    losses = [entry["loss"] for entry in losses if "loss" in entry]
+    losses = logged_losses(result.output_dir)
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     config = AutoModelForSequenceClassification.from_pretrained(result.output_dir).config
     assert config.model_type == "korclf-multi-encoder"
@@ -175,7 +175,7 @@ def test_kfold_oof_ensemble_and_predict(tmp_path):
                         max_train_samples=60)
     assert result.rc == 0
     out = result.output_dir
-    oof = read_tsv_rows(f"{out}/oof_predictions.tsv")
+    oof = read_output_tsv(f"{out}/oof_predictions.tsv")
     assert sorted(row["id"] for row in oof) == sorted(row["id"] for row in sample_rows("train", 60))
     assert read_json(f"{out}/oof_results.json")["oof_samples"] == 60
     assert read_json(f"{out}/ensemble.json")["folds"] == ["fold_0", "fold_1", "fold_2"]
@@ -210,12 +210,6 @@ def test_resampling_touches_train_only_and_is_reported(tmp_path):
     assert read_json(f"{result.output_dir}/eval_results.json")["eval_samples"] == \
         read_json(f"{result.output_dir}/data_report.json")["validation_split"]["validation_rows"]
 
-
-def read_tsv_rows(path) -> list[dict]:
-    import csv
-
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle, delimiter="\t"))
 
 
 def test_early_stopping_stops_and_keeps_the_best_checkpoint(tmp_path):

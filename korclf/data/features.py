@@ -279,15 +279,12 @@ class ColumnEncoder:
                 self.label_column, sorted((self.label2id or {}).items()))
 
     def __call__(self, batch: dict, indices: list[int]) -> dict:
-        from ..models.modeling_multi_encoder import column_input_name
+        from .multi_column import tokenize_columns
 
-        out, total = {}, np.zeros(len(indices), dtype=np.int64)
-        for column, tokenizer, max_length in zip(self.columns, self.tokenizers, self.max_lengths):
-            encoded = tokenizer([str(text) for text in batch[column]], truncation=True, max_length=max_length,
-                                return_attention_mask=False, return_token_type_ids=False)
-            out[column_input_name(column, "input_ids")] = encoded["input_ids"]
-            total += [len(ids) for ids in encoded["input_ids"]]
-        out[LENGTH_COLUMN] = total.tolist()
+        encoded = tokenize_columns(batch, self.tokenizers, self.columns, self.max_lengths)
+        # the collator builds each attention mask from the ids' lengths
+        out = {key: value for key, value in encoded.items() if key.endswith("input_ids")}
+        out[LENGTH_COLUMN] = np.sum([[len(ids) for ids in column] for column in out.values()], axis=0).tolist()
         out[ROW_COLUMN] = indices
         if _has_labels(batch, self.label_column, self.label2id):
             out["labels"] = _label_ids(batch, self.label_column, self.label2id, range(len(indices)))
