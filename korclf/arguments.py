@@ -47,6 +47,11 @@ class ModelArguments:
     )
     tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer if not the model's own."})
     classifier_dropout: Optional[float] = field(default=None, metadata={"help": "Dropout before the classifier."})
+    encoder_dropout: Optional[float] = field(
+        default=None,
+        metadata={"help": "Dropout inside the encoder (its hidden and attention dropout); null keeps the checkpoint's. "
+                  "0 trains ~20 % faster on CPU and suits a single pass over fresh data (bench/README.md)."},
+    )
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Where hub downloads are cached."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the model folder."})
     # from-scratch encoder
@@ -366,6 +371,10 @@ def validate_arguments(model_args: ModelArguments, data_args: DataArguments, tra
         raise KorclfError(f"max_length_percentile must be in (0, 1], got {data_args.max_length_percentile}")
     if not 0.0 < data_args.validation_split_ratio < 1.0:
         raise KorclfError(f"validation_split_ratio must be in (0, 1), got {data_args.validation_split_ratio}")
+    for name in ("classifier_dropout", "encoder_dropout"):
+        value = getattr(model_args, name)
+        if value is not None and not 0.0 <= value < 1.0:
+            raise KorclfError(f"{name} must be in [0, 1), got {value}")
     if model_args.model_kind == "multi_encoder":
         if not data_args.text_columns or len(data_args.text_columns) < 1:
             raise KorclfError("model_kind: multi_encoder needs 'text_columns' (a list of column names)")

@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Optional
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from .arguments import SCRATCH
 from .errors import KorclfError
@@ -94,29 +94,55 @@ def _custom_classes(kind: str):
     return EncoderClassifierConfig, EncoderForSequenceClassification
 
 
+def _check_encoder_dropout(model_args) -> None:
+    """``encoder_dropout`` needs encoders whose config has dropout settings korclf knows."""
+    from .models.encoder_utils import ENCODER_DROPOUT_KEYS, encoder_dropout_keys
+
+    if model_args.encoder_dropout is None or model_args.model_name_or_path == SCRATCH:
+        return
+    for path in model_args.encoder_paths or [model_args.model_name_or_path]:
+        config = _load(AutoConfig.from_pretrained, path, "config", cache_dir=model_args.cache_dir,
+                       trust_remote_code=model_args.trust_remote_code)
+        if not encoder_dropout_keys(config):
+            raise KorclfError(f"config key 'encoder_dropout': the {config.model_type!r} encoder '{path}' has none of "
+                              f"the dropout settings {', '.join(ENCODER_DROPOUT_KEYS)}; leave encoder_dropout unset")
+
+
+def _scratch_encoder_config(model_args, tokenizer):
+    from .models.encoder_utils import set_encoder_dropout
+
+    config = scratch_config(model_args, tokenizer)
+    return config if model_args.encoder_dropout is None else set_encoder_dropout(config, model_args.encoder_dropout)
+
+
 def build_model(model_args, data_args, tokenizer, label_names: list[str]):
     """The classifier: a stock ``AutoModelForSequenceClassification`` or one of korclf's heads."""
     from . import models  # noqa: F401  (registers korclf's model types)
-    from .models.encoder_utils import encoder_config_to_dict
+    from .models.encoder_utils import encoder_config_to_dict, set_encoder_dropout
 
+    _check_encoder_dropout(model_args)
     head = _head_kwargs(model_args, label_names)
     kind = model_args.model_kind
     custom = kind != "sequence" or model_args.pooling is not None
     scratch = model_args.model_name_or_path == SCRATCH
     if not custom:
         if scratch:
-            config = scratch_config(model_args, tokenizer)
+            config = _scratch_encoder_config(model_args, tokenizer)
             for key, value in head.items():
                 setattr(config, key, value)
             return AutoModelForSequenceClassification.from_config(config)
+        load_kwargs = {"cache_dir": model_args.cache_dir, "trust_remote_code": model_args.trust_remote_code}
+        if model_args.encoder_dropout is not None:
+            config = AutoConfig.from_pretrained(model_args.model_name_or_path, **load_kwargs, **head)
+            head = {"config": set_encoder_dropout(config, model_args.encoder_dropout)}
         return _load(AutoModelForSequenceClassification.from_pretrained, model_args.model_name_or_path, "model",
-                     cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code, **head)
+                     **load_kwargs, **head)
     config_class, model_class = _custom_classes(kind)
     kwargs = {**_custom_kind_kwargs(model_args, data_args), **head}
     if kind == "multi_encoder":
         kwargs["text_columns"] = list(data_args.text_columns)
     if scratch:
-        encoder = encoder_config_to_dict(scratch_config(model_args, tokenizer))
+        encoder = encoder_config_to_dict(_scratch_encoder_config(model_args, tokenizer))
         if kind == "multi_encoder":
             kwargs["encoders"] = [encoder] * (1 if model_args.share_encoder else len(data_args.text_columns))
         else:
@@ -129,9 +155,11 @@ def build_model(model_args, data_args, tokenizer, label_names: list[str]):
         kwargs.pop("text_columns")
         share = kwargs.pop("share_encoder")
         return model_class.from_encoders_pretrained(paths if len(paths) > 1 else paths[0], list(data_args.text_columns),
-                                                    share_encoder=share, **kwargs)
+                                                    share_encoder=share, encoder_dropout=model_args.encoder_dropout,
+                                                    **kwargs)
     _check_source(model_args.model_name_or_path)
-    return model_class.from_encoder_pretrained(model_args.model_name_or_path, **kwargs)
+    return model_class.from_encoder_pretrained(model_args.model_name_or_path,
+                                               encoder_dropout=model_args.encoder_dropout, **kwargs)
 
 
 COLUMN_TOKENIZER_FOLDER = "tokenizer_{column}"

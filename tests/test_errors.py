@@ -227,3 +227,8 @@ def test_model_folder_missing(tmp_path, capsys):
     folder = str(tmp_path / "models" / "klue-bert")
     message = cli_error(tmp_path, capsys, model_name_or_path=folder)
     assert message == f"config key 'model_name_or_path': folder '{folder}' does not exist"
+
+
+@pytest.mark.parametrize("key", ["encoder_dropout", "classifier_dropout"])
+def test_dropout_outside_zero_to_one(tmp_path, capsys, key):
+    assert cli_error(tmp_path, capsys, **{key: 1.5}) == f"{key} must be in [0, 1), got 1.5"

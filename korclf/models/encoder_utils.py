@@ -15,6 +15,8 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 POOLING_MODES = ("pooler", "first", "mean")
+# Dropout settings of the encoder itself (BERT, RoBERTa/XLM-R, ELECTRA, ALBERT; DistilBERT), not of a head.
+ENCODER_DROPOUT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "gelu": torch.nn.GELU, "relu": torch.nn.ReLU}
 
 
@@ -86,12 +88,32 @@ def encoder_forward_kwargs(encoder: PreTrainedModel, input_ids, attention_mask, 
     return kwargs
 
 
-def load_pretrained_encoder(path: str, **kwargs) -> tuple[PreTrainedModel, list[str]]:
+def encoder_dropout_keys(config: PretrainedConfig) -> list[str]:
+    """The encoder-dropout settings ``config`` has (see ``ENCODER_DROPOUT_KEYS``)."""
+    return [key for key in ENCODER_DROPOUT_KEYS if hasattr(config, key)]
+
+
+def set_encoder_dropout(config: PretrainedConfig, dropout: float) -> PretrainedConfig:
+    """Set every encoder-dropout setting of ``config`` to ``dropout``; it must have at least one."""
+    keys = encoder_dropout_keys(config)
+    if not keys:
+        raise ValueError(f"encoder_dropout: the {config.model_type!r} config has none of {', '.join(ENCODER_DROPOUT_KEYS)}")
+    for key in keys:
+        setattr(config, key, float(dropout))
+    return config
+
+
+def load_pretrained_encoder(
+    path: str, encoder_dropout: float | None = None, **kwargs
+) -> tuple[PreTrainedModel, list[str]]:
     """``AutoModel.from_pretrained(path)`` plus the checkpoint keys it had to initialise.
 
     A non-empty list means the checkpoint lacked part of the encoder (typically a BERT-format
-    export without pooler weights), which callers must report instead of hiding.
+    export without pooler weights), which callers must report instead of hiding. ``encoder_dropout``
+    replaces the checkpoint's dropout settings before the modules are built.
     """
+    if encoder_dropout is not None:
+        kwargs["config"] = set_encoder_dropout(AutoConfig.from_pretrained(path), encoder_dropout)
     encoder, info = AutoModel.from_pretrained(path, output_loading_info=True, **kwargs)
     return encoder, sorted(info["missing_keys"])
 

@@ -105,15 +105,18 @@ class EncoderForSequenceClassification(PreTrainedModel):
         )
 
     @classmethod
-    def from_encoder_pretrained(cls, path: str, **config_kwargs) -> EncoderForSequenceClassification:
+    def from_encoder_pretrained(
+        cls, path: str, encoder_dropout: float | None = None, **config_kwargs
+    ) -> EncoderForSequenceClassification:
         """Start fine-tuning from an encoder checkpoint (``AutoModel.from_pretrained(path)``).
 
         Every encoder weight comes from the checkpoint, in float32 (mixed precision is the Trainer's
         job); the names of the parameters it did not provide (the head, plus any encoder keys the
         checkpoint lacked) are logged and kept in ``model.newly_initialized_keys``. ``config_kwargs``
-        go to :class:`EncoderClassifierConfig` (``num_labels``, ``pooling``, ``head``, ...).
+        go to :class:`EncoderClassifierConfig` (``num_labels``, ``pooling``, ``head``, ...);
+        ``encoder_dropout`` replaces the checkpoint's dropout inside the encoder.
         """
-        encoder, missing = load_pretrained_encoder(path, dtype=torch.float32)
+        encoder, missing = load_pretrained_encoder(path, encoder_dropout, dtype=torch.float32)
         config = cls.config_class(encoder=encoder_config_to_dict(encoder.config), **config_kwargs)
         model = cls(config, encoder=encoder)
         model.newly_initialized_keys = newly_initialized_parameters(model, {"encoder": missing})

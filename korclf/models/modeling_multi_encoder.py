@@ -158,14 +158,20 @@ class MultiEncoderForSequenceClassification(PreTrainedModel):
 
     @classmethod
     def from_encoders_pretrained(
-        cls, paths: str | list[str], text_columns: list[str], share_encoder: bool = False, **config_kwargs
+        cls,
+        paths: str | list[str],
+        text_columns: list[str],
+        share_encoder: bool = False,
+        encoder_dropout: float | None = None,
+        **config_kwargs,
     ) -> MultiEncoderForSequenceClassification:
         """Start fine-tuning from encoder checkpoints (``AutoModel.from_pretrained``).
 
         ``paths``: one checkpoint for every column (shared, or copied per column when ``share_encoder`` is
         False) or one per column. Every encoder weight comes from its checkpoint, in float32; the names of
         parameters no checkpoint provided (the head, plus encoder keys a checkpoint lacked) are logged and
-        kept in ``model.newly_initialized_keys``. ``config_kwargs`` go to :class:`MultiEncoderConfig`.
+        kept in ``model.newly_initialized_keys``. ``encoder_dropout`` replaces the checkpoints' dropout inside
+        the encoders; ``config_kwargs`` go to :class:`MultiEncoderConfig`.
         """
         text_columns = list(text_columns)
         paths = [paths] if isinstance(paths, str) else list(paths)
@@ -176,7 +182,7 @@ class MultiEncoderForSequenceClassification(PreTrainedModel):
                 f"paths has {len(paths)} entries but text_columns has {len(text_columns)} columns; "
                 "give one checkpoint for all columns or one per column"
             )
-        loaded = [load_pretrained_encoder(path, dtype=torch.float32) for path in paths]
+        loaded = [load_pretrained_encoder(path, encoder_dropout, dtype=torch.float32) for path in paths]
         if not share_encoder and len(loaded) == 1:
             loaded = loaded + [copy.deepcopy(loaded[0]) for _ in text_columns[1:]]
         encoders = [encoder for encoder, _ in loaded]

@@ -14,7 +14,7 @@ import logging
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -24,6 +24,7 @@ from .encoder_utils import (
     build_encoder,
     encoder_forward_kwargs,
     has_pooler,
+    load_pretrained_encoder,
     masked_mean,
 )
 
@@ -174,22 +175,26 @@ class RBertForSequenceClassification(RBertPreTrainedModel):
 
     @classmethod
     def from_encoder_pretrained(
-        cls, encoder_name_or_path: str, *, encoder_kwargs: dict | None = None, **config_kwargs
+        cls,
+        encoder_name_or_path: str,
+        *,
+        encoder_kwargs: dict | None = None,
+        encoder_dropout: float | None = None,
+        **config_kwargs,
     ) -> "RBertForSequenceClassification":
         """Start fine-tuning: pretrained encoder weights, freshly initialised R-BERT head.
 
         ``config_kwargs`` go to :class:`RBertConfig` (``num_labels``, ``id2label``, ``concat``...),
-        ``encoder_kwargs`` to ``AutoModel.from_pretrained``. The names of the parameters that
-        were not in the checkpoint are logged and kept in ``model.newly_initialized_parameters``.
+        ``encoder_kwargs`` to ``AutoModel.from_pretrained``; ``encoder_dropout`` replaces the checkpoint's
+        dropout inside the encoder. The names of the parameters that were not in the checkpoint are logged
+        and kept in ``model.newly_initialized_parameters``.
         """
-        encoder, loading_info = AutoModel.from_pretrained(
-            encoder_name_or_path, output_loading_info=True, **(encoder_kwargs or {})
-        )
+        encoder, missing = load_pretrained_encoder(encoder_name_or_path, encoder_dropout, **(encoder_kwargs or {}))
         config = RBertConfig(encoder=encoder.config, **config_kwargs)
         model = cls(config, encoder=encoder)
         model.config.name_or_path = str(encoder_name_or_path)
 
-        missing_in_encoder = sorted(f"encoder.{key}" for key in loading_info.get("missing_keys", ()))
+        missing_in_encoder = [f"encoder.{key}" for key in missing]
         head = [name for name, _ in model.named_parameters() if not name.startswith("encoder.")]
         model.newly_initialized_parameters = head + missing_in_encoder
         logger.info(
