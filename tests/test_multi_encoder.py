@@ -18,7 +18,8 @@ from test_encoder_classifier import (  # noqa: F401  (single_thread is an autous
 )
 from transformers import AutoModelForSequenceClassification, BertModel, ElectraModel
 
-from korclf.data.multi_column import MultiColumnCollator, tokenize_columns, validate_max_lengths
+from korclf.data.features import ColumnInputs
+from korclf.data.multi_column import tokenize_columns, validate_max_lengths
 from korclf.errors import KorclfError
 from korclf.models import (
     EncoderClassifierConfig,
@@ -50,15 +51,21 @@ def tokenizer():
     return tokenizer
 
 
+def collate(tokenizers, features, pad_to_multiple_of=None):
+    """The recipe's collator for these columns (``ColumnInputs.collator``)."""
+    return ColumnInputs({"text_columns": COLUMNS}, tokenizers).collator(pad_to_multiple_of)(features)
+
+
 def make_batch(tokenizers, max_lengths=(16, 16, 16), pad_to_multiple_of=None):
-    """ROWS through tokenize_columns and MultiColumnCollator, as a Trainer would see them."""
+    """ROWS through tokenize_columns and the recipe's collator, as a Trainer would see them."""
     encoded = tokenize_columns(ROWS, tokenizers, COLUMNS, list(max_lengths))
-    extra = ("label", "project_id", "title")  # a label, a numeric field and a raw string
+    extra = ("project_id", "title")  # a numeric field and a raw string
     features = [
-        {**{key: values[i] for key, values in encoded.items()}, **{key: ROWS[key][i] for key in extra}}
+        {**{key: values[i] for key, values in encoded.items()}, "labels": ROWS["label"][i],
+         **{key: ROWS[key][i] for key in extra}}
         for i in range(len(ROWS["label"]))
     ]
-    return MultiColumnCollator(tokenizers, COLUMNS, pad_to_multiple_of=pad_to_multiple_of)(features)
+    return collate(tokenizers, features, pad_to_multiple_of)
 
 
 def build(fusion="logits_mlp", share_encoder=False, pooling="pooler", encoders=None, num_labels=3, **kwargs):
@@ -324,7 +331,7 @@ def test_short_training_loop_fits_a_separable_task():
     tokenizer = train_tokenizer([text for column in COLUMNS for text in rows[column]])
     encoded = tokenize_columns(rows, tokenizer, COLUMNS, [12, 12, 8])
     features = [{**{k: v[i] for k, v in encoded.items()}, "labels": rows["label"][i]} for i in range(24)]
-    batch = MultiColumnCollator(tokenizer, COLUMNS)(features)
+    batch = collate(tokenizer, features)
     model = build("logits_mlp", pooling="mean", num_labels=2)
 
     def eval_loss():

@@ -1,6 +1,7 @@
-"""Tokenisation and batching for models that read several text columns separately.
+"""Tokenisation for models that read several text columns separately.
 
-Each column keeps its own tokenizer, truncation length and padding, and its inputs are named with
+Each column keeps its own tokenizer and truncation length (``ColumnInputs.collator`` pads each
+column with its own pad id), and its inputs are named with
 :func:`~korclf.models.modeling_multi_encoder.column_input_name` (``title_input_ids``, ...), which is
 what :class:`~korclf.models.modeling_multi_encoder.MultiEncoderForSequenceClassification` reads.
 """
@@ -9,14 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-from transformers.data.data_collator import pad_without_fast_tokenizer_warning
-
 from korclf.errors import KorclfError, where
 from korclf.models.modeling_multi_encoder import column_input_name
 
 TOKENIZED_FIELDS = ("input_ids", "attention_mask")
-LABEL_KEYS = ("labels", "label", "label_ids")
 
 
 def _per_column(value, text_columns: Sequence[str], name: str) -> list:
@@ -69,49 +66,3 @@ def tokenize_columns(batch: dict[str, list], tokenizers, text_columns: Sequence[
         for field in TOKENIZED_FIELDS:
             encoded[column_input_name(column, field)] = tokens[field]
     return encoded
-
-
-class MultiColumnCollator:
-    """Pad each text column of a batch to that column's longest sequence, with its own tokenizer.
-
-    ``tokenizers``: one for all columns or one per column (their pad ids and padding sides are used).
-    ``labels`` (also read from ``label``/``label_ids``) are stacked into a tensor; other fields that
-    convert to a tensor (numbers, equal-length lists) pass through, the rest (raw strings) are dropped.
-    """
-
-    def __init__(self, tokenizers, text_columns: Sequence[str], pad_to_multiple_of: int | None = None):
-        self.text_columns = list(text_columns)
-        self.tokenizers = _per_column(tokenizers, self.text_columns, "tokenizers")
-        self.pad_to_multiple_of = pad_to_multiple_of
-
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        batch, used = {}, set()
-        for column, tokenizer in zip(self.text_columns, self.tokenizers):
-            names = {
-                field: column_input_name(column, field)
-                for field in (*TOKENIZED_FIELDS, "token_type_ids")
-                if column_input_name(column, field) in features[0]
-            }
-            if "input_ids" not in names:
-                raise KorclfError(
-                    f"batch has no '{column_input_name(column, 'input_ids')}' for text {where(column=column)}; "
-                    "tokenise with tokenize_columns first"
-                )
-            padded = pad_without_fast_tokenizer_warning(
-                tokenizer,
-                [{field: feature[name] for field, name in names.items()} for feature in features],
-                padding=True,
-                pad_to_multiple_of=self.pad_to_multiple_of,
-                return_tensors="pt",
-            )
-            batch.update({name: padded[field] for field, name in names.items()})
-            used.update(names.values())
-        for key in features[0]:
-            if key in used:
-                continue
-            try:
-                value = torch.tensor([feature[key] for feature in features])
-            except (TypeError, ValueError, RuntimeError):
-                continue  # strings, None, ragged lists: nothing a model can take
-            batch["labels" if key in LABEL_KEYS else key] = value
-        return batch

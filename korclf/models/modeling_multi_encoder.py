@@ -35,7 +35,7 @@ COLUMN_INPUT_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 def column_input_name(column: str, field: str) -> str:
     """Model input name of ``field`` for text column ``column``: ``("title", "input_ids") -> "title_input_ids"``.
 
-    The single naming rule shared by the model, ``tokenize_columns`` and ``MultiColumnCollator``.
+    The single naming rule shared by the model, ``tokenize_columns`` and the collator of ``ColumnInputs``.
     """
     return f"{column}_{field}"
 
