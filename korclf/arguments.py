@@ -50,7 +50,7 @@ class ModelArguments:
     encoder_dropout: Optional[float] = field(
         default=None,
         metadata={"help": "Dropout inside the encoder (its hidden and attention dropout); null keeps the checkpoint's. "
-                  "0 trains ~20 % faster on CPU and suits a single pass over fresh data (bench/README.md)."},
+                  "0 trains ~10 % faster on CPU and suits a single pass over fresh data (bench/README.md)."},
     )
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Where hub downloads are cached."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the model folder."})

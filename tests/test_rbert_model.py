@@ -212,7 +212,7 @@ def test_pretrained_start_loads_encoder_and_initialises_only_the_head(tmp_path, 
     for name, tensor in checkpoint.items():
         assert torch.equal(loaded[name], tensor), name
     head = {name for name, _ in model.named_parameters() if not name.startswith("encoder.")}
-    assert set(model.newly_initialized_parameters) == head
+    assert set(model.newly_initialized_keys) == head
     assert {"cls_fc.linear.weight", "entity_fc.linear.bias", "classifier.weight"} <= head
     assert model.classifier.out_features == 4 and model.classifier.bias.abs().sum() == 0
     assert 0.01 < model.classifier.weight.std() < 0.03  # normal(0, initializer_range=0.02)
@@ -226,7 +226,7 @@ def test_pretrained_start_loads_encoder_and_initialises_only_the_head(tmp_path, 
 def test_pretrained_start_reports_encoder_weights_missing_from_the_checkpoint(tmp_path, transformers_logs):
     BertModel(tiny_bert(), add_pooling_layer=False).save_pretrained(tmp_path)
     model = RBertForSequenceClassification.from_encoder_pretrained(tmp_path, num_labels=2)
-    encoder_new = [n for n in model.newly_initialized_parameters if n.startswith("encoder.")]
+    encoder_new = [n for n in model.newly_initialized_keys if n.startswith("encoder.")]
     assert sorted(encoder_new) == ["encoder.pooler.dense.bias", "encoder.pooler.dense.weight"]
     # transformers' own report does reach the captured logs (so the test above is not vacuous).
     warnings = [r.getMessage() for r in transformers_logs.records if r.levelno >= logging.WARNING]

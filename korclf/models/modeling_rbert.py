@@ -26,6 +26,7 @@ from .encoder_utils import (
     has_pooler,
     load_pretrained_encoder,
     masked_mean,
+    newly_initialized_parameters,
 )
 
 logger = logging.getLogger(__name__)
@@ -187,19 +188,16 @@ class RBertForSequenceClassification(RBertPreTrainedModel):
         ``config_kwargs`` go to :class:`RBertConfig` (``num_labels``, ``id2label``, ``concat``...),
         ``encoder_kwargs`` to ``AutoModel.from_pretrained``; ``encoder_dropout`` replaces the checkpoint's
         dropout inside the encoder. The names of the parameters that were not in the checkpoint are logged
-        and kept in ``model.newly_initialized_parameters``.
+        and kept in ``model.newly_initialized_keys``.
         """
         encoder, missing = load_pretrained_encoder(encoder_name_or_path, encoder_dropout, **(encoder_kwargs or {}))
         config = RBertConfig(encoder=encoder.config, **config_kwargs)
         model = cls(config, encoder=encoder)
         model.config.name_or_path = str(encoder_name_or_path)
 
-        missing_in_encoder = [f"encoder.{key}" for key in missing]
-        head = [name for name, _ in model.named_parameters() if not name.startswith("encoder.")]
-        model.newly_initialized_parameters = head + missing_in_encoder
-        logger.info(
-            "R-BERT head parameters newly initialised on top of %s: %s", encoder_name_or_path, ", ".join(head)
-        )
+        model.newly_initialized_keys = newly_initialized_parameters(model, {"encoder": missing})
+        logger.info("R-BERT parameters newly initialised on top of %s: %s", encoder_name_or_path,
+                    ", ".join(model.newly_initialized_keys))
         return model
 
 
