@@ -132,11 +132,12 @@ def build_model(model_args, data_args, tokenizer, label_names: list[str]):
                 setattr(config, key, value)
             return AutoModelForSequenceClassification.from_config(config)
         load_kwargs = {"cache_dir": model_args.cache_dir, "trust_remote_code": model_args.trust_remote_code}
+        config_kwargs = head  # the head's settings, or a whole config that also carries the encoder dropout
         if model_args.encoder_dropout is not None:
             config = AutoConfig.from_pretrained(model_args.model_name_or_path, **load_kwargs, **head)
-            head = {"config": set_encoder_dropout(config, model_args.encoder_dropout)}
+            config_kwargs = {"config": set_encoder_dropout(config, model_args.encoder_dropout)}
         return _load(AutoModelForSequenceClassification.from_pretrained, model_args.model_name_or_path, "model",
-                     **load_kwargs, **head)
+                     **load_kwargs, **config_kwargs)
     config_class, model_class = _custom_classes(kind)
     kwargs = {**_custom_kind_kwargs(model_args, data_args), **head}
     if kind == "multi_encoder":

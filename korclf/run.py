@@ -161,6 +161,8 @@ class RunContext:
         self.model_args, self.data_args, self.training_args = model_args, data_args, training_args
         self.prepared, self.builder, self.tokenizer = prepared, builder, tokenizer
         self.settings, self.tokenized = settings, tokenized
+        # run_config.yaml and the model cards; taken before defer_push takes the hub settings off training_args
+        self.resolved_config = arguments_to_dict(model_args, data_args, training_args)
 
     def new_model(self):
         """A fresh classifier (k-fold trains one per fold), configured like the first."""
@@ -240,15 +242,13 @@ def run(model_args, data_args, training_args) -> dict:
     model.config.korclf = settings
     tokenized = encode_splits(builder, prepared, data_args, training_args)
     context = RunContext(model_args, data_args, training_args, prepared, builder, tokenizer, settings, tokenized)
-    resolved_config = arguments_to_dict(model_args, data_args, training_args)  # before defer_push changes it
-    context.resolved_config = resolved_config
     if kfold and training_args.push_to_hub:
         raise KorclfError("push_to_hub with n_folds: a k-fold folder holds several models; push a fold folder "
                           "(fold_0, ...) or train once without n_folds")
     push = defer_push(training_args)
     output_dir = training_args.output_dir
     if training_args.should_save:  # written first, so a crashed run still says how it was configured
-        write_run_files(output_dir, resolved_config, prepared.report)
+        write_run_files(output_dir, context.resolved_config, prepared.report)
     results: dict = {}
     if training_args.report_baseline and "train" in prepared.splits and training_args.should_save:
         baseline = baseline_for_prepared(prepared, data_args, os.path.join(output_dir, "baseline"),
